@@ -1,0 +1,378 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+)
+
+// Snapshot summary keys written by qoslake.
+//
+// Every snapshot qoslake commits carries the table's whole checkpoint (all
+// "qoslake.cp.*" keys), not only what that batch advanced: snapshot expiry
+// may remove any older snapshot, and the current one is always kept.
+const (
+	summaryPrefix     = "qoslake."
+	checkpointPrefix  = "qoslake.cp."
+	summaryVersionKey = "qoslake.checkpoint-version"
+	summaryVersion    = "1"
+	// SummaryCommitID identifies the batch a snapshot holds, so a retry can
+	// tell whether its batch already landed.
+	SummaryCommitID = "qoslake.commit-id"
+)
+
+var (
+	// ErrCheckpointMoved means another writer advanced one of the batch's
+	// checkpoint keys past the position the batch started from. The batch
+	// must be dropped (not retried): the caller resumes from Checkpoint.
+	ErrCheckpointMoved = errors.New("checkpoint moved by another writer")
+	// ErrConflictRetriesExhausted means the table kept changing under us.
+	ErrConflictRetriesExhausted = errors.New("commit conflicts: retries exhausted")
+)
+
+// Checkpoint is the set of source positions a table's data covers, for
+// example Kinesis shard id → last sequence number committed.
+type Checkpoint map[string]string
+
+// Position moves one checkpoint key from From (the value the batch was read
+// after, "" when the key is new) to To.
+type Position struct {
+	Key, From, To string
+}
+
+// Batch is rows to append together with the checkpoint positions they
+// advance. A batch lands exactly once or not at all.
+type Batch struct {
+	// ID names the batch in the snapshot summary; a random one is used when
+	// empty.
+	ID string
+	// Records must match Table.ArrowSchema. Commit does not release them.
+	Records []arrow.RecordBatch
+	// Advance are checkpoint moves, checked and applied atomically with the
+	// rows (compare-and-set per key).
+	Advance []Position
+	// Summary holds extra snapshot summary properties for this snapshot only
+	// (for example the upstream snapshot a derived table consumed). Keys get
+	// the "qoslake." prefix.
+	Summary map[string]string
+}
+
+// Committed reports how a batch landed.
+type Committed struct {
+	SnapshotID int64
+	Rows       int64
+	// AlreadyLanded is true when the table already held this batch (a retry
+	// after an unknown commit outcome, or another writer that committed the
+	// same positions): nothing new was written.
+	AlreadyLanded bool
+	Attempts      int
+}
+
+// Retry bounds for commit conflicts. Many writers on one table commit about
+// once a second each; 25 attempts with capped, jittered backoff rides out
+// tens of concurrent writers.
+const (
+	maxCommitAttempts = 25
+	minBackoff        = 20 * time.Millisecond
+	maxBackoff        = 2 * time.Second
+)
+
+// Commit writes the batch's rows as Parquet data files once and commits them
+// with the advanced checkpoint. On a conflict with another writer it
+// reloads the table, checks whether the batch already landed and whether
+// its checkpoint keys are still where the batch started, and retries with
+// capped, jittered backoff.
+func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
+	ctx = t.lake.ctx(ctx)
+	if b.ID == "" {
+		b.ID = uuid.NewString()
+	}
+	tbl := t.current()
+	if err := checkAdvance(b.Advance); err != nil {
+		return Committed{}, err
+	}
+
+	var rows int64
+	for _, r := range b.Records {
+		rows += r.NumRows()
+	}
+	files, err := t.writeFiles(ctx, tbl, b.Records)
+	if err != nil {
+		return Committed{}, err
+	}
+
+	base := tbl.CurrentSnapshot()
+	for attempt := 1; ; attempt++ {
+		cp, err := checkpointOf(tbl)
+		if err != nil {
+			return Committed{}, fmt.Errorf("%s: %w", t.Name(), err)
+		}
+		if s := findCommit(tbl, base, b.ID); s != nil {
+			return Committed{SnapshotID: s.SnapshotID, AlreadyLanded: true, Attempts: attempt}, nil
+		}
+		switch state := compareAdvance(cp, b.Advance); state {
+		case advanceDone:
+			t.lake.log.Info("batch positions already committed by another writer",
+				"table", t.Name(), "batch", b.ID)
+			return Committed{SnapshotID: tbl.CurrentSnapshot().SnapshotID, AlreadyLanded: true, Attempts: attempt}, nil
+		case advanceMoved:
+			return Committed{}, fmt.Errorf("%s: %w", t.Name(), ErrCheckpointMoved)
+		}
+
+		props := snapshotProps(cp, b)
+		tx := tbl.NewTransaction()
+		if len(files) == 0 {
+			// A batch of only checkpoint moves still needs a snapshot.
+			err = tx.AddFiles(ctx, nil, props, false)
+		} else {
+			err = tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
+		}
+		if err != nil {
+			return Committed{}, fmt.Errorf("stage commit to %s: %w", t.Name(), err)
+		}
+		next, err := tx.Commit(ctx)
+		if err == nil {
+			t.set(next)
+			t.lake.obs.Committed(t.Name(), rows)
+			return Committed{SnapshotID: next.CurrentSnapshot().SnapshotID, Rows: rows, Attempts: attempt}, nil
+		}
+		if ctx.Err() != nil {
+			return Committed{}, fmt.Errorf("commit to %s: %w", t.Name(), ctx.Err())
+		}
+		if isConflict(err) {
+			t.lake.obs.Conflict(t.Name())
+		} else {
+			// The outcome is unknown (the catalog may have applied it):
+			// the reload below finds our commit id if it did.
+			t.lake.log.Warn("commit outcome unknown, checking", "table", t.Name(), "batch", b.ID, "error", err)
+		}
+		if attempt >= maxCommitAttempts {
+			return Committed{}, fmt.Errorf("%s after %d attempts: %w (last: %w)", t.Name(), attempt, ErrConflictRetriesExhausted, err)
+		}
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return Committed{}, err
+		}
+		if tbl, err = t.Refresh(ctx); err != nil {
+			return Committed{}, err
+		}
+	}
+}
+
+func (t *Table) writeFiles(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch) ([]iceberg.DataFile, error) {
+	var nonEmpty []arrow.RecordBatch
+	for _, r := range recs {
+		if r.NumRows() > 0 {
+			nonEmpty = append(nonEmpty, r)
+		}
+	}
+	if len(nonEmpty) == 0 {
+		return nil, nil
+	}
+	seq := func(yield func(arrow.RecordBatch, error) bool) {
+		for _, r := range nonEmpty {
+			// WriteRecords releases what it consumes; the caller keeps its own
+			// reference.
+			r.Retain()
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+	var files []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, tbl, nonEmpty[0].Schema(), seq) {
+		if err != nil {
+			return nil, fmt.Errorf("write data files for %s: %w", t.Name(), err)
+		}
+		files = append(files, df)
+	}
+	return files, nil
+}
+
+// Checkpoint returns the table's committed checkpoint as of the last load.
+// Call Refresh first to see other writers' commits.
+func (t *Table) Checkpoint() (Checkpoint, error) {
+	return checkpointOf(t.current())
+}
+
+// SnapshotSummary returns the qoslake summary properties (without prefix) of
+// the current snapshot, or nil for an empty table.
+func (t *Table) SnapshotSummary() map[string]string {
+	s := t.current().CurrentSnapshot()
+	if s == nil || s.Summary == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for k, v := range s.Summary.Properties {
+		if strings.HasPrefix(k, summaryPrefix) {
+			out[strings.TrimPrefix(k, summaryPrefix)] = v
+		}
+	}
+	return out
+}
+
+// checkpointOf reads the checkpoint from the newest snapshot that carries
+// one. Snapshots written by other tools (Spark compaction, say) carry none,
+// so the walk goes back through parents until it finds one.
+func checkpointOf(tbl *table.Table) (Checkpoint, error) {
+	meta := tbl.Metadata()
+	for s := meta.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil && s.Summary.Properties[summaryVersionKey] != "" {
+			return checkpointFromProps(s.Summary.Properties), nil
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		parent := meta.SnapshotByID(*s.ParentSnapshotID)
+		if parent == nil {
+			// History expired before a checkpoint-bearing snapshot: starting
+			// from scratch would duplicate everything.
+			return nil, fmt.Errorf("no checkpoint in the retained snapshot history (snapshot %d has no qoslake summary and its parent %d is expired)",
+				s.SnapshotID, *s.ParentSnapshotID)
+		}
+		s = parent
+	}
+	return Checkpoint{}, nil
+}
+
+func checkpointFromProps(p iceberg.Properties) Checkpoint {
+	cp := Checkpoint{}
+	for k, v := range p {
+		if strings.HasPrefix(k, checkpointPrefix) {
+			cp[strings.TrimPrefix(k, checkpointPrefix)] = v
+		}
+	}
+	return cp
+}
+
+// checkpointProps renders a whole checkpoint as summary properties.
+func checkpointProps(cp Checkpoint) iceberg.Properties {
+	props := iceberg.Properties{summaryVersionKey: summaryVersion}
+	for k, v := range cp {
+		props[checkpointPrefix+k] = v
+	}
+	return props
+}
+
+func snapshotProps(cp Checkpoint, b Batch) iceberg.Properties {
+	next := Checkpoint{}
+	for k, v := range cp {
+		next[k] = v
+	}
+	for _, p := range b.Advance {
+		next[p.Key] = p.To
+	}
+	props := checkpointProps(next)
+	props[SummaryCommitID] = b.ID
+	for k, v := range b.Summary {
+		props[summaryPrefix+k] = v
+	}
+	return props
+}
+
+// findCommit looks for a snapshot committed after base that holds batch id.
+func findCommit(tbl *table.Table, base *table.Snapshot, id string) *table.Snapshot {
+	meta := tbl.Metadata()
+	for s := meta.CurrentSnapshot(); s != nil; {
+		if base != nil && s.SnapshotID == base.SnapshotID {
+			return nil
+		}
+		if s.Summary != nil && s.Summary.Properties[SummaryCommitID] == id {
+			return s
+		}
+		if s.ParentSnapshotID == nil {
+			return nil
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return nil
+}
+
+type advanceState int
+
+const (
+	advanceReady advanceState = iota // every key is at From
+	advanceDone                      // every key is already at To
+	advanceMoved                     // some key is elsewhere
+)
+
+func compareAdvance(cp Checkpoint, adv []Position) advanceState {
+	if len(adv) == 0 {
+		return advanceReady
+	}
+	atFrom, atTo := 0, 0
+	for _, p := range adv {
+		switch cp[p.Key] {
+		case p.From:
+			atFrom++
+		case p.To:
+			atTo++
+		}
+	}
+	switch {
+	case atFrom == len(adv):
+		return advanceReady
+	case atTo == len(adv):
+		return advanceDone
+	default:
+		return advanceMoved
+	}
+}
+
+func checkAdvance(adv []Position) error {
+	keys := make([]string, 0, len(adv))
+	for _, p := range adv {
+		if p.Key == "" || p.To == "" {
+			return fmt.Errorf("checkpoint position %+v: key and new value must be set", p)
+		}
+		if p.From == p.To {
+			return fmt.Errorf("checkpoint position %s: does not move (%s)", p.Key, p.To)
+		}
+		keys = append(keys, p.Key)
+	}
+	slices.Sort(keys)
+	for i := 1; i < len(keys); i++ {
+		if keys[i] == keys[i-1] {
+			return fmt.Errorf("checkpoint key %s moved twice in one batch", keys[i])
+		}
+	}
+	return nil
+}
+
+// isConflict reports whether a commit failed because another writer changed
+// the table first, so nothing was applied. The SQL and Glue catalogs check
+// the commit's requirements against the table they load and return a plain
+// "requirement failed" error rather than table.ErrCommitFailed, so the
+// message is the only signal iceberg-go v0.7.0 gives for that case.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) ||
+		strings.Contains(strings.ToLower(err.Error()), "requirement failed")
+}
+
+// backoff is capped exponential with full jitter.
+func backoff(attempt int) time.Duration {
+	d := minBackoff << min(attempt-1, 10)
+	if d > maxBackoff {
+		d = maxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-tm.C:
+		return nil
+	}
+}

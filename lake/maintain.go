@@ -1,0 +1,234 @@
+package lake
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+	"github.com/apache/iceberg-go/table/compaction"
+)
+
+// MaintainOptions tune one maintenance pass over a table.
+type MaintainOptions struct {
+	// TargetFileSize is the compaction output size; files under 3/4 of it
+	// are candidates. Zero means 128 MiB.
+	TargetFileSize int64
+	// MinInputFiles is how many small files a partition needs before it is
+	// compacted. Zero means 5.
+	MinInputFiles uint
+	// ExpireOlderThan is how old a snapshot must be to expire. Zero means
+	// one hour.
+	ExpireOlderThan time.Duration
+	// RetainLast snapshots are kept whatever their age. Zero means 10.
+	RetainLast int
+	// KeepFrom, when set, is the oldest snapshot a downstream consumer still
+	// has to read after: it and everything newer is kept.
+	KeepFrom []SnapshotPos
+	// OrphanOlderThan protects files younger than this from orphan removal,
+	// so a commit in flight never loses its data files. Zero means one hour.
+	OrphanOlderThan time.Duration
+	// DeleteBefore, when set, deletes rows whose RetentionColumn is older
+	// than it, and the files that held them once expiry and orphan removal
+	// have run.
+	DeleteBefore    time.Time
+	RetentionColumn string
+}
+
+func (o MaintainOptions) withDefaults() MaintainOptions {
+	if o.TargetFileSize == 0 {
+		o.TargetFileSize = 128 << 20
+	}
+	if o.MinInputFiles == 0 {
+		o.MinInputFiles = compaction.DefaultMinInputFiles
+	}
+	if o.ExpireOlderThan == 0 {
+		o.ExpireOlderThan = time.Hour
+	}
+	if o.RetainLast == 0 {
+		o.RetainLast = 10
+	}
+	if o.OrphanOlderThan == 0 {
+		o.OrphanOlderThan = time.Hour
+	}
+	return o
+}
+
+// MaintainReport says what one pass did.
+type MaintainReport struct {
+	Table              string
+	DeletedRowsBefore  time.Time `json:",omitzero"`
+	FilesCompacted     int
+	FilesWritten       int
+	SnapshotsExpired   int
+	OrphanFilesRemoved int
+}
+
+// Maintain runs, in order: the retention delete, compaction, snapshot
+// expiry and orphan removal. Each step that commits carries the table's
+// checkpoint forward and retries on conflict with writers.
+func (t *Table) Maintain(ctx context.Context, o MaintainOptions) (MaintainReport, error) {
+	ctx = t.lake.ctx(ctx)
+	o = o.withDefaults()
+	rep := MaintainReport{Table: t.Name()}
+	if _, err := t.Refresh(ctx); err != nil {
+		return rep, err
+	}
+	if !o.DeleteBefore.IsZero() {
+		if o.RetentionColumn == "" {
+			return rep, fmt.Errorf("%s: retention needs a column", t.Name())
+		}
+		if err := t.deleteBefore(ctx, o.RetentionColumn, o.DeleteBefore); err != nil {
+			return rep, err
+		}
+		rep.DeletedRowsBefore = o.DeleteBefore
+	}
+	in, out, err := t.compact(ctx, o)
+	if err != nil {
+		return rep, err
+	}
+	rep.FilesCompacted, rep.FilesWritten = in, out
+	if rep.SnapshotsExpired, err = t.expire(ctx, o); err != nil {
+		return rep, err
+	}
+	if rep.OrphanFilesRemoved, err = t.removeOrphans(ctx, o.OrphanOlderThan); err != nil {
+		return rep, err
+	}
+	t.lake.log.Info("table maintained", "table", rep.Table, "files_compacted", rep.FilesCompacted,
+		"files_written", rep.FilesWritten, "snapshots_expired", rep.SnapshotsExpired,
+		"orphans_removed", rep.OrphanFilesRemoved)
+	return rep, nil
+}
+
+// retryCommit runs stage (which builds a transaction on a fresh table) and
+// commits it, reloading and rebuilding on conflicts with other writers.
+func (t *Table) retryCommit(ctx context.Context, what string, stage func(*table.Table, *table.Transaction) (bool, error)) error {
+	tbl := t.current()
+	for attempt := 1; ; attempt++ {
+		tx := tbl.NewTransaction()
+		ok, err := stage(tbl, tx)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", what, t.Name(), err)
+		}
+		if !ok {
+			return nil
+		}
+		next, err := tx.Commit(ctx)
+		if err == nil {
+			t.set(next)
+			return nil
+		}
+		if !isConflict(err) || attempt >= maxCommitAttempts {
+			return fmt.Errorf("%s %s: %w", what, t.Name(), err)
+		}
+		t.lake.obs.Conflict(t.Name())
+		if err := sleep(ctx, backoff(attempt)); err != nil {
+			return err
+		}
+		if tbl, err = t.Refresh(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// carried returns the current checkpoint as summary properties, for a
+// maintenance snapshot to carry forward.
+func carried(tbl *table.Table) (iceberg.Properties, error) {
+	cp, err := checkpointOf(tbl)
+	if err != nil {
+		return nil, err
+	}
+	return checkpointProps(cp), nil
+}
+
+func (t *Table) deleteBefore(ctx context.Context, column string, before time.Time) error {
+	return t.retryCommit(ctx, "retention delete", func(tbl *table.Table, tx *table.Transaction) (bool, error) {
+		if tbl.CurrentSnapshot() == nil {
+			return false, nil
+		}
+		props, err := carried(tbl)
+		if err != nil {
+			return false, err
+		}
+		filter := iceberg.LessThan(iceberg.Reference(column), before.UnixMicro())
+		if err := tx.Delete(ctx, filter, props); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+}
+
+func (t *Table) compact(ctx context.Context, o MaintainOptions) (in, out int, err error) {
+	cfg := compaction.DefaultConfig()
+	cfg.TargetFileSizeBytes = o.TargetFileSize
+	cfg.MinFileSizeBytes = o.TargetFileSize * 3 / 4
+	cfg.MaxFileSizeBytes = o.TargetFileSize * 9 / 5
+	cfg.MinInputFiles = o.MinInputFiles
+	err = t.retryCommit(ctx, "compact", func(tbl *table.Table, tx *table.Transaction) (bool, error) {
+		if tbl.CurrentSnapshot() == nil {
+			return false, nil
+		}
+		plan, err := compaction.Analyze(ctx, tbl, cfg)
+		if err != nil {
+			return false, err
+		}
+		if len(plan.Groups) == 0 {
+			return false, nil
+		}
+		props, err := carried(tbl)
+		if err != nil {
+			return false, err
+		}
+		groups := make([]table.CompactionTaskGroup, len(plan.Groups))
+		for i, g := range plan.Groups {
+			groups[i] = table.CompactionTaskGroup{PartitionKey: g.PartitionKey, Tasks: g.Tasks, TotalSizeBytes: g.TotalSizeBytes}
+		}
+		res, err := tx.RewriteDataFiles(ctx, groups, table.RewriteDataFilesOptions{
+			SnapshotProps: props,
+			GroupOptions:  []table.CompactionGroupOption{table.WithCompactionTargetFileSize(o.TargetFileSize)},
+		})
+		if err != nil {
+			return false, err
+		}
+		in, out = res.RemovedDataFiles, res.AddedDataFiles
+		return true, nil
+	})
+	return in, out, err
+}
+
+func (t *Table) expire(ctx context.Context, o MaintainOptions) (int, error) {
+	olderThan := o.ExpireOlderThan
+	tbl := t.current()
+	for _, k := range o.KeepFrom {
+		// Keep what a consumer has yet to read: everything from its
+		// snapshot on (its timestamp bounds the age to expire).
+		if s := tbl.SnapshotByID(k.SnapshotID); s != nil {
+			if age := time.Since(time.UnixMilli(s.TimestampMs)) + time.Minute; age > olderThan {
+				olderThan = age
+			}
+		}
+	}
+	before := len(tbl.Metadata().Snapshots())
+	err := t.retryCommit(ctx, "expire snapshots", func(tbl *table.Table, tx *table.Transaction) (bool, error) {
+		if len(tbl.Metadata().Snapshots()) <= o.RetainLast {
+			return false, nil
+		}
+		// Files are removed by the orphan pass, after the commit, so a reader
+		// mid-scan is not cut off by this transaction.
+		return true, tx.ExpireSnapshots(table.WithOlderThan(olderThan), table.WithRetainLast(o.RetainLast), table.WithPostCommit(false))
+	})
+	if err != nil {
+		return 0, err
+	}
+	return before - len(t.current().Metadata().Snapshots()), nil
+}
+
+func (t *Table) removeOrphans(ctx context.Context, olderThan time.Duration) (int, error) {
+	tbl := t.current()
+	res, err := tbl.DeleteOrphanFiles(ctx, table.WithFilesOlderThan(olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("remove orphan files of %s: %w", t.Name(), err)
+	}
+	return len(res.DeletedFiles), nil
+}

@@ -1,0 +1,187 @@
+package lake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// Position of a consumer in an upstream table: the last snapshot it has
+// read, and that snapshot's sequence number. The sequence number is what the
+// fallback uses when the snapshot itself has been expired.
+type SnapshotPos struct {
+	SnapshotID     int64
+	SequenceNumber int64
+}
+
+// IsZero reports whether the consumer has read nothing yet.
+func (p SnapshotPos) IsZero() bool { return p.SnapshotID == 0 }
+
+// String encodes the position for a checkpoint value: "id:seq".
+func (p SnapshotPos) String() string {
+	if p.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(p.SnapshotID, 10) + ":" + strconv.FormatInt(p.SequenceNumber, 10)
+}
+
+// ParseSnapshotPos reads a position written by SnapshotPos.String; "" is the
+// zero position.
+func ParseSnapshotPos(s string) (SnapshotPos, error) {
+	if s == "" {
+		return SnapshotPos{}, nil
+	}
+	id, seq, ok := strings.Cut(s, ":")
+	if !ok {
+		return SnapshotPos{}, fmt.Errorf("snapshot position %q: want id:sequence", s)
+	}
+	var p SnapshotPos
+	var err error
+	if p.SnapshotID, err = strconv.ParseInt(id, 10, 64); err != nil {
+		return SnapshotPos{}, fmt.Errorf("snapshot position %q: %w", s, err)
+	}
+	if p.SequenceNumber, err = strconv.ParseInt(seq, 10, 64); err != nil {
+		return SnapshotPos{}, fmt.Errorf("snapshot position %q: %w", s, err)
+	}
+	return p, nil
+}
+
+// Increment is what ReadAppended read.
+type Increment struct {
+	// From and To bound the read: rows appended after From up to and
+	// including To. To is the position to record as consumed.
+	From, To SnapshotPos
+	Rows     int64
+	// Replayed is set when From had been expired and the fallback was taken:
+	// every data file with a sequence number above From's was read. That
+	// includes all rows appended after From, and may include rows that were
+	// read before and since rewritten by compaction, so the consumer must
+	// drop rows it already holds (by event id).
+	Replayed bool
+}
+
+// ErrNoChange means nothing was appended after the given position.
+var ErrNoChange = errors.New("no new snapshots")
+
+// ReadAppended calls fn with the rows appended to the table after from, up to
+// the table's current snapshot (as last loaded; call Refresh first). Only
+// append snapshots count: compaction, deletes and expiry add no rows to read.
+//
+// When from is no longer in the table's history (its snapshot was expired),
+// ReadAppended falls back to reading every live data file whose data
+// sequence number is greater than from's, and sets Increment.Replayed.
+func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, fn func(arrow.RecordBatch) error) (Increment, error) {
+	ctx = t.lake.ctx(ctx)
+	tbl := t.current()
+	cur := tbl.CurrentSnapshot()
+	inc := Increment{From: from}
+	if cur == nil || cur.SnapshotID == from.SnapshotID {
+		return inc, ErrNoChange
+	}
+	inc.To = SnapshotPos{SnapshotID: cur.SnapshotID, SequenceNumber: cur.SequenceNumber}
+
+	var tasks []table.FileScanTask
+	var err error
+	scan := tbl.Scan(table.WithSnapshotID(cur.SnapshotID))
+	switch {
+	case from.IsZero():
+		tasks, err = scan.PlanFiles(ctx)
+	case tbl.SnapshotByID(from.SnapshotID) != nil && isAncestor(tbl, from.SnapshotID, cur):
+		tasks, err = tbl.NewIncrementalAppendScan().
+			FromSnapshotExclusive(from.SnapshotID).ToSnapshot(cur.SnapshotID).PlanFiles(ctx)
+	default:
+		inc.Replayed = true
+		t.lake.log.Warn("start snapshot expired, reading by sequence number",
+			"table", t.Name(), "from_snapshot", from.SnapshotID, "from_sequence", from.SequenceNumber)
+		var all []table.FileScanTask
+		all, err = scan.PlanFiles(ctx)
+		for _, task := range all {
+			if task.DataSequenceNumber == nil || *task.DataSequenceNumber > from.SequenceNumber {
+				tasks = append(tasks, task)
+			}
+		}
+	}
+	if err != nil {
+		return inc, fmt.Errorf("plan read of %s after snapshot %d: %w", t.Name(), from.SnapshotID, err)
+	}
+	if len(tasks) == 0 {
+		return inc, nil
+	}
+	_, recs, err := scan.ReadTasks(ctx, tasks)
+	if err != nil {
+		return inc, fmt.Errorf("read %s: %w", t.Name(), err)
+	}
+	for rec, err := range recs {
+		if err != nil {
+			return inc, fmt.Errorf("read %s: %w", t.Name(), err)
+		}
+		inc.Rows += rec.NumRows()
+		err = fn(rec)
+		rec.Release()
+		if err != nil {
+			return inc, err
+		}
+	}
+	return inc, nil
+}
+
+func isAncestor(tbl *table.Table, id int64, s *table.Snapshot) bool {
+	meta := tbl.Metadata()
+	for s != nil {
+		if s.SnapshotID == id {
+			return true
+		}
+		if s.ParentSnapshotID == nil {
+			return false
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return false
+}
+
+// ScanOptions select rows for Scan.
+type ScanOptions struct {
+	Filter iceberg.BooleanExpression
+	Fields []string
+	Limit  int64
+}
+
+// Scan reads the current snapshot's rows matching the options.
+func (t *Table) Scan(ctx context.Context, o ScanOptions, fn func(arrow.RecordBatch) error) error {
+	ctx = t.lake.ctx(ctx)
+	opts := []table.ScanOption{}
+	if o.Filter != nil {
+		opts = append(opts, table.WithRowFilter(o.Filter))
+	}
+	if len(o.Fields) > 0 {
+		opts = append(opts, table.WithSelectedFields(o.Fields...))
+	}
+	if o.Limit > 0 {
+		opts = append(opts, table.WithLimit(o.Limit))
+	}
+	tbl := t.current()
+	if tbl.CurrentSnapshot() == nil {
+		return nil
+	}
+	_, recs, err := tbl.Scan(opts...).ToArrowRecords(ctx)
+	if err != nil {
+		return fmt.Errorf("scan %s: %w", t.Name(), err)
+	}
+	for rec, err := range recs {
+		if err != nil {
+			return fmt.Errorf("scan %s: %w", t.Name(), err)
+		}
+		err = fn(rec)
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
