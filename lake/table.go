@@ -66,11 +66,11 @@ func (d TableDef) spec(sc *iceberg.Schema) (iceberg.PartitionSpec, error) {
 // iceberg-go because its replay would re-submit a stale checkpoint: Table.Commit
 // reloads, re-checks the checkpoint and retries itself.
 var baseProperties = map[string]string{
-	table.CommitNumRetriesKey:               "0",
-	table.ParquetCompressionKey:             "zstd",
-	"format-version":                        "2",
+	table.CommitNumRetriesKey:                 "0",
+	table.ParquetCompressionKey:               "zstd",
+	"format-version":                          "2",
 	table.MetadataDeleteAfterCommitEnabledKey: "true",
-	table.MetadataPreviousVersionsMaxKey:     "20",
+	table.MetadataPreviousVersionsMaxKey:      "20",
 }
 
 // Table is a handle on one declared table. It is safe for concurrent use;
