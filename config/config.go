@@ -1,0 +1,336 @@
+// Package config holds qoslake's settings: their names, defaults, flags and
+// QOSLAKE_* environment variables, and their validation. AWS endpoints,
+// region and credentials are not here: they come from the AWS SDK's own
+// configuration (AWS_REGION, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>,
+// profiles), so one binary talks to AWS, LocalStack or moto unchanged.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validName keeps derived names valid for S3 buckets, queues, topics and
+// streams alike.
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,39}$`)
+
+// Group is a set of settings a subcommand takes.
+type Group string
+
+// The setting groups. Each subcommand binds the groups it uses, so --help
+// lists only what matters to it.
+const (
+	Core      Group = "core"
+	Tables    Group = "tables"
+	Resources Group = "resources"
+	Serve     Group = "serve"
+	Maintain  Group = "maintenance"
+)
+
+// Config is every qoslake setting.
+type Config struct {
+	StateDir  string
+	LogLevel  string
+	LogFormat string
+
+	Catalog    string
+	CatalogURI string
+	Warehouse  string
+
+	Prefix           string
+	Stream           string
+	StreamShards     int
+	StreamOnDemand   bool
+	CDNBucket        string
+	CDNLogPrefix     string
+	Queue            string
+	QueueMaxReceives int
+	NotifyVia        string
+	AlertsTopic      string
+	AlertEmails      []string
+	UpdatesTopic     string
+
+	HTTPAddr string
+
+	MaintainEvery   time.Duration
+	SnapshotMaxAge  time.Duration
+	SnapshotsRetain int
+	BronzeRetention time.Duration
+}
+
+// Default returns the built-in defaults: a local state folder holding the
+// SQLite catalog and the warehouse, and resource names under "qoslake".
+func Default() *Config {
+	return &Config{
+		StateDir:         "./var",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		Catalog:          "sql",
+		Prefix:           "qoslake",
+		StreamShards:     2,
+		CDNLogPrefix:     "cloudfront/",
+		QueueMaxReceives: 5,
+		NotifyVia:        "sns",
+		HTTPAddr:         "127.0.0.1:9464",
+		MaintainEvery:    time.Hour,
+		SnapshotMaxAge:   6 * time.Hour,
+		SnapshotsRetain:  20,
+		BronzeRetention:  7 * 24 * time.Hour,
+	}
+}
+
+// Setting is one configurable value, its flag and environment variable.
+type Setting struct {
+	Group Group
+	Flag  string
+	Env   string
+	Usage string
+	value flag.Value
+}
+
+// Default is the value shown in help and docs.
+func (s Setting) Default() string { return s.value.String() }
+
+// Settings lists every setting bound to c's fields, in documentation order.
+func (c *Config) Settings() []Setting {
+	s := func(g Group, name, usage string, v flag.Value) Setting {
+		return Setting{Group: g, Flag: name, Env: "QOSLAKE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")), Usage: usage, value: v}
+	}
+	return []Setting{
+		s(Core, "state-dir", "folder for local state: the SQLite catalog, the local warehouse, the emulator's files", (*stringValue)(&c.StateDir)),
+		s(Core, "log-level", "debug, info, warn or error", (*stringValue)(&c.LogLevel)),
+		s(Core, "log-format", "text or json", (*stringValue)(&c.LogFormat)),
+
+		s(Tables, "catalog", "Iceberg catalog: sql (SQLite file), glue or rest", (*stringValue)(&c.Catalog)),
+		s(Tables, "catalog-uri", "SQLite file for sql (default <state-dir>/catalog.db), server URL for rest", (*stringValue)(&c.CatalogURI)),
+		s(Tables, "warehouse", "table data root: file:///path or s3://bucket/prefix (default <state-dir>/warehouse)", (*stringValue)(&c.Warehouse)),
+
+		s(Resources, "prefix", "prefix of every AWS resource name", (*stringValue)(&c.Prefix)),
+		s(Resources, "stream", "Kinesis stream of player events (default <prefix>-player-events)", (*stringValue)(&c.Stream)),
+		s(Resources, "stream-shards", "shard count when provisioning the stream", (*intValue)(&c.StreamShards)),
+		s(Resources, "stream-on-demand", "provision the stream in on-demand capacity mode", (*boolValue)(&c.StreamOnDemand)),
+		s(Resources, "cdn-bucket", "S3 bucket CloudFront writes its logs to (default <prefix>-cdn-logs)", (*stringValue)(&c.CDNBucket)),
+		s(Resources, "cdn-log-prefix", "key prefix of CDN log objects that trigger ingestion", (*stringValue)(&c.CDNLogPrefix)),
+		s(Resources, "queue", "SQS queue of S3 object-created events (default <prefix>-cdn-log-events)", (*stringValue)(&c.Queue)),
+		s(Resources, "queue-max-receives", "receives before a message moves to the dead-letter queue", (*intValue)(&c.QueueMaxReceives)),
+		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
+		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
+		s(Resources, "alert-emails", "comma-separated addresses subscribed to the alerts topic", (*listValue)(&c.AlertEmails)),
+		s(Resources, "updates-topic", "SNS topic announcing new gold data (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),
+
+		s(Serve, "http-addr", "address of the health and metrics endpoints", (*stringValue)(&c.HTTPAddr)),
+
+		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
+		s(Maintain, "snapshot-max-age", "snapshots older than this are expired (the last snapshots-retain are kept)", (*durationValue)(&c.SnapshotMaxAge)),
+		s(Maintain, "snapshots-retain", "snapshots always kept per table", (*intValue)(&c.SnapshotsRetain)),
+		s(Maintain, "bronze-retention", "age after which bronze rows (raw client IPs) are deleted and their files removed", (*durationValue)(&c.BronzeRetention)),
+	}
+}
+
+// Bind registers the settings of groups as flags on fs, with their
+// QOSLAKE_* environment values as defaults. Precedence: flag, environment,
+// built-in default. A malformed environment value is an error naming it.
+func (c *Config) Bind(fs *flag.FlagSet, groups ...Group) error {
+	var errs []error
+	for _, s := range c.Settings() {
+		if !hasGroup(groups, s.Group) {
+			continue
+		}
+		if v, ok := os.LookupEnv(s.Env); ok {
+			if err := s.value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", s.Env, v, err))
+			}
+		}
+		fs.Var(s.value, s.Flag, s.Usage+" ($"+s.Env+")")
+	}
+	return errors.Join(errs...)
+}
+
+func hasGroup(groups []Group, g Group) bool {
+	for _, x := range groups {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolve fills derived defaults (names from the prefix, paths from the
+// state folder) and validates the groups a subcommand uses. Errors name the
+// flag and the environment variable.
+func (c *Config) Resolve(groups ...Group) error {
+	var errs []error
+	bad := func(flagName, format string, args ...any) {
+		env := "QOSLAKE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+		errs = append(errs, fmt.Errorf("--%s ($%s): %s", flagName, env, fmt.Sprintf(format, args...)))
+	}
+	if c.StateDir == "" {
+		bad("state-dir", "must not be empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log-format", "%q is not text or json", c.LogFormat)
+	}
+	if hasGroup(groups, Tables) {
+		switch c.Catalog {
+		case "sql":
+			if c.CatalogURI == "" {
+				c.CatalogURI = filepath.Join(c.StateDir, "catalog.db")
+			}
+		case "glue":
+		case "rest":
+			if u, err := url.Parse(c.CatalogURI); c.CatalogURI == "" || err != nil || u.Host == "" {
+				bad("catalog-uri", "the rest catalog needs the server URL, got %q", c.CatalogURI)
+			}
+		default:
+			bad("catalog", "%q is not sql, glue or rest", c.Catalog)
+		}
+		if c.Warehouse == "" {
+			if c.Catalog == "glue" {
+				bad("warehouse", "the glue catalog needs an s3:// warehouse")
+			}
+			c.Warehouse = filepath.Join(c.StateDir, "warehouse")
+		}
+		if u, err := url.Parse(c.Warehouse); err != nil {
+			bad("warehouse", "%v", err)
+		} else if u.Scheme != "" && u.Scheme != "file" && u.Scheme != "s3" {
+			bad("warehouse", "scheme %q is not file or s3", u.Scheme)
+		} else if u.Scheme == "s3" && u.Host == "" {
+			bad("warehouse", "%q names no bucket", c.Warehouse)
+		}
+	}
+	if hasGroup(groups, Resources) {
+		if !validName.MatchString(c.Prefix) {
+			bad("prefix", "%q: use 1-40 lower-case letters, digits and hyphens", c.Prefix)
+		}
+		def := func(p *string, suffix string) {
+			if *p == "" {
+				*p = c.Prefix + "-" + suffix
+			}
+		}
+		def(&c.Stream, "player-events")
+		def(&c.CDNBucket, "cdn-logs")
+		def(&c.Queue, "cdn-log-events")
+		def(&c.AlertsTopic, "alerts")
+		def(&c.UpdatesTopic, "updates")
+		if c.StreamShards < 1 || c.StreamShards > 500 {
+			bad("stream-shards", "%d is not between 1 and 500", c.StreamShards)
+		}
+		if c.QueueMaxReceives < 1 || c.QueueMaxReceives > 1000 {
+			bad("queue-max-receives", "%d is not between 1 and 1000", c.QueueMaxReceives)
+		}
+		if c.NotifyVia != "sns" && c.NotifyVia != "sqs" {
+			bad("notify-via", "%q is not sns or sqs", c.NotifyVia)
+		}
+		for _, e := range c.AlertEmails {
+			if !strings.Contains(e, "@") {
+				bad("alert-emails", "%q is not an email address", e)
+			}
+		}
+	}
+	if hasGroup(groups, Serve) {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("http-addr", "%v", err)
+		}
+	}
+	if hasGroup(groups, Maintain) {
+		if c.MaintainEvery < 0 {
+			bad("maintain-every", "must not be negative")
+		}
+		if c.SnapshotsRetain < 1 {
+			bad("snapshots-retain", "must be at least 1")
+		}
+		if c.BronzeRetention < time.Hour {
+			bad("bronze-retention", "%s is under an hour", c.BronzeRetention)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WarehouseBucket returns the bucket of an s3:// warehouse, or "".
+func (c *Config) WarehouseBucket() string {
+	u, err := url.Parse(c.Warehouse)
+	if err != nil || u.Scheme != "s3" {
+		return ""
+	}
+	return u.Host
+}
+
+// DeadLetterQueue is the name of the queue's dead-letter queue.
+func (c *Config) DeadLetterQueue() string { return c.Queue + "-dlq" }
+
+// S3EventsTopic is the SNS topic S3 events go through when NotifyVia is sns.
+func (c *Config) S3EventsTopic() string { return c.Prefix + "-cdn-log-events" }
+
+// UpdatesExampleQueue is the example subscriber of the updates topic.
+func (c *Config) UpdatesExampleQueue() string { return c.Prefix + "-updates-example" }
+
+type stringValue string
+
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+type intValue int
+
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
+	}
+	*v = intValue(n)
+	return nil
+}
+
+type boolValue bool
+
+func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) IsBoolFlag() bool { return true }
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("not true or false")
+	}
+	*v = boolValue(b)
+	return nil
+}
+
+type durationValue time.Duration
+
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration such as 90s, 15m or 24h")
+	}
+	*v = durationValue(d)
+	return nil
+}
+
+type listValue []string
+
+func (v *listValue) String() string { return strings.Join(*v, ",") }
+func (v *listValue) Set(s string) error {
+	*v = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*v = append(*v, part)
+		}
+	}
+	return nil
+}
