@@ -55,6 +55,7 @@ type Config struct {
 	Queue            string
 	QueueMaxReceives int
 	NotifyVia        string
+	RawDelivery      bool
 	AlertsTopic      string
 	AlertEmails      []string
 	UpdatesTopic     string
@@ -80,6 +81,7 @@ func Default() *Config {
 		CDNLogPrefix:     "cloudfront/",
 		QueueMaxReceives: 5,
 		NotifyVia:        "sns",
+		RawDelivery:      true,
 		HTTPAddr:         "127.0.0.1:9464",
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
@@ -123,6 +125,7 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "queue", "SQS queue of S3 object-created events (default <prefix>-cdn-log-events)", (*stringValue)(&c.Queue)),
 		s(Resources, "queue-max-receives", "receives before a message moves to the dead-letter queue", (*intValue)(&c.QueueMaxReceives)),
 		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
+		s(Resources, "raw-delivery", "with notify-via sns, deliver S3 events to the queue without the SNS envelope", (*boolValue)(&c.RawDelivery)),
 		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
 		s(Resources, "alert-emails", "comma-separated addresses subscribed to the alerts topic", (*listValue)(&c.AlertEmails)),
 		s(Resources, "updates-topic", "SNS topic announcing new gold data (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),

@@ -151,7 +151,16 @@ func (t *Table) deleteBefore(ctx context.Context, column string, before time.Tim
 		if err != nil {
 			return false, err
 		}
-		filter := iceberg.LessThan(iceberg.Reference(column), before.UnixMicro())
+		filter := iceberg.LessThan(iceberg.Reference(column), iceberg.Timestamp(before.UnixMicro()))
+		// Skip the commit when no file can hold such rows (the usual case
+		// between passes), rather than adding an empty snapshot each time.
+		tasks, err := tbl.Scan(table.WithRowFilter(filter)).PlanFiles(ctx)
+		if err != nil {
+			return false, err
+		}
+		if len(tasks) == 0 {
+			return false, nil
+		}
 		if err := tx.Delete(ctx, filter, props); err != nil {
 			return false, err
 		}

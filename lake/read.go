@@ -185,3 +185,8 @@ func (t *Table) Scan(ctx context.Context, o ScanOptions, fn func(arrow.RecordBat
 	}
 	return nil
 }
+
+// UpstreamKey is the checkpoint key under which a derived table records the
+// position it has consumed in upstream table: maintenance of the upstream
+// keeps every snapshot from that position on.
+func UpstreamKey(upstream string) string { return "upstream:" + upstream }

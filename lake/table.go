@@ -79,6 +79,9 @@ type Table struct {
 	lake *Lake
 	def  TableDef
 
+	// ensured is what Ensure did: created, evolved or existed.
+	ensured string
+
 	mu  sync.Mutex
 	tbl *table.Table
 }
@@ -94,21 +97,27 @@ func (l *Lake) Ensure(ctx context.Context, def TableDef) (*Table, error) {
 		return nil, fmt.Errorf("create namespace %s: %w", def.Namespace, err)
 	}
 	tbl, err := l.cat.LoadTable(ctx, def.ident())
+	ensured := "exists"
 	switch {
 	case errors.Is(err, catalog.ErrNoSuchTable):
 		tbl, err = l.create(ctx, def)
 		if err != nil {
 			return nil, err
 		}
+		ensured = "created"
 	case err != nil:
 		return nil, fmt.Errorf("load %s: %w", def.FullName(), err)
 	default:
+		before := tbl.Schema().ID
 		tbl, err = l.evolve(ctx, def, tbl)
 		if err != nil {
 			return nil, err
 		}
+		if tbl.Schema().ID != before {
+			ensured = "updated"
+		}
 	}
-	return &Table{lake: l, def: def, tbl: tbl}, nil
+	return &Table{lake: l, def: def, tbl: tbl, ensured: ensured}, nil
 }
 
 // Load opens an existing table by its "namespace.name" without a declaration,
@@ -215,6 +224,10 @@ func (l *Lake) evolve(ctx context.Context, def TableDef, tbl *table.Table) (*tab
 	l.log.Info("table schema evolved", "table", def.FullName(), "added_columns", names)
 	return next, nil
 }
+
+// Ensured says what Ensure did to the table: "created", "updated" (columns
+// added) or "exists".
+func (t *Table) Ensured() string { return t.ensured }
 
 // Name is "namespace.name".
 func (t *Table) Name() string { return t.def.FullName() }

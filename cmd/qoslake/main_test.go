@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qoslake/qoslake/internal/testenv"
+)
+
+// run drives Main the way the binary does and returns exit code and output.
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	var stdout, stderr bytes.Buffer
+	code := NewMain(&stdout, &stderr).Run(context.Background(), args)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestHelpAndExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"no arguments", nil, exitUsage, "Commands:"},
+		{"help", []string{"help"}, exitOK, "provision"},
+		{"command help", []string{"help", "scan"}, exitOK, "--where"},
+		{"flag help", []string{"tables", "--help"}, exitOK, "QOSLAKE_CATALOG"},
+		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{"not implemented says so", []string{"serve"}, exitNotImplemented, "not implemented yet"},
+		{"bad flag", []string{"tables", "--nope"}, exitUsage, "nope"},
+		{"scan needs a table", []string{"scan"}, exitUsage, "one table name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, nil, tc.args...)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			if !strings.Contains(out+errOut, tc.contains) {
+				t.Errorf("output lacks %q:\n%s%s", tc.contains, out, errOut)
+			}
+		})
+	}
+}
+
+func TestBadSettingsFailAtStartNamingTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"malformed env", map[string]string{"QOSLAKE_STREAM_SHARDS": "many"}, []string{"provision"}, "QOSLAKE_STREAM_SHARDS"},
+		{"bad catalog", nil, []string{"tables", "--catalog", "oracle"}, "--catalog ($QOSLAKE_CATALOG)"},
+		{"rest without uri", map[string]string{"QOSLAKE_CATALOG": "rest"}, []string{"tables"}, "--catalog-uri"},
+		{"bad warehouse", nil, []string{"tables", "--warehouse", "ftp://x/y"}, "--warehouse"},
+		{"bad prefix", nil, []string{"provision", "--prefix", "Not_OK"}, "--prefix"},
+		{"bad route", nil, []string{"provision", "--notify-via", "email"}, "--notify-via"},
+		{"short retention", nil, []string{"maintain", "--bronze-retention", "5m"}, "--bronze-retention"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := run(t, tc.env, tc.args...)
+			if code != exitUsage || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d naming %s", code, errOut, exitUsage, tc.want)
+			}
+		})
+	}
+}
+
+// The path `make demo` takes, over the wire against the emulator: provision
+// creates the resources and tables, a second run changes nothing, and
+// `tables` and `scan` read the catalog.
+func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
+	testenv.AWS(t)
+	env := map[string]string{
+		"QOSLAKE_STATE_DIR": t.TempDir(),
+		"QOSLAKE_PREFIX":    testenv.Name("cli"),
+	}
+	code, out, errOut := run(t, env, "provision", "--alert-emails", "oncall@example.com")
+	if code != exitOK {
+		t.Fatalf("provision: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"created  kinesis-stream", "created  iceberg-table     bronze.player_events", "email:oncall@example.com"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("provision output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = run(t, env, "provision", "--alert-emails", "oncall@example.com")
+	if code != exitOK || !strings.Contains(out, "nothing changed") || strings.Contains(out, "created") {
+		t.Errorf("second provision (exit %d) changed something:\n%s", code, out)
+	}
+
+	code, out, _ = run(t, env, "tables", "--json")
+	if code != exitOK {
+		t.Fatalf("tables: exit %d", code)
+	}
+	var names []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var d struct{ Name string }
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("tables --json line %q: %v", line, err)
+		}
+		names = append(names, d.Name)
+	}
+	if strings.Join(names, ",") != "bronze.cdn_logs,bronze.player_events,bronze.rejects" {
+		t.Errorf("tables = %v", names)
+	}
+	code, _, errOut = run(t, env, "scan", "bronze.player_events", "--where", "event_type=play", "--since", "1h", "--format", "csv")
+	if code != exitOK {
+		t.Errorf("scan: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = run(t, env, "scan", "bronze.player_events", "--where", "sub_sequence=abc")
+	if code != exitUsage || !strings.Contains(errOut, "sub_sequence") {
+		t.Errorf("scan with a mistyped value: exit %d: %s", code, errOut)
+	}
+}
+
+// `run` serves health and metrics, becomes ready once its tables exist, and
+// stops promptly and cleanly when its context ends (SIGTERM in the binary).
+func TestRunServesHealthAndShutsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	t.Setenv("QOSLAKE_STATE_DIR", t.TempDir())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- NewMain(io.Discard, &stderr).Run(ctx, []string{"run", "--http-addr", addr})
+	}()
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if code, _ := get("/readyz"); code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("/metrics = %d, %d bytes", code, len(body))
+	}
+
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("run exited %d after shutdown; stderr:\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop within 10s of cancellation")
+	}
+	if code, _ := get("/healthz"); code != 0 {
+		t.Errorf("ops server still answering after shutdown")
+	}
+}

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/qoslake/qoslake/config"
+	"github.com/qoslake/qoslake/provision"
+)
+
+func provisionCommand() *command {
+	var asJSON, skipTables bool
+	return &command{
+		name:    "provision",
+		summary: "create the AWS resources and tables the pipeline uses (idempotent)",
+		help: `Creates what is missing on the configured AWS endpoint: the Kinesis stream,
+the CDN log bucket and its event notification (through an SNS topic or
+directly to the queue), the queue with its dead-letter queue, the alerts
+and updates topics with their subscriptions, the warehouse bucket when the
+warehouse is on S3; then the bronze tables. Run it again: it changes
+nothing and reports what already existed.`,
+		groups: []config.Group{config.Core, config.Tables, config.Resources},
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&asJSON, "json", false, "print the report as JSON")
+			fs.BoolVar(&skipTables, "skip-tables", false, "create only the AWS resources")
+		},
+		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: provision takes no arguments", errUsage)
+			}
+			a, err := m.AWS(ctx)
+			if err != nil {
+				return err
+			}
+			c := m.Config
+			p := &provision.Provisioner{Kinesis: a.Kinesis, S3: a.S3, SQS: a.SQS, SNS: a.SNS, Region: a.Config.Region}
+			rep, err := p.Run(ctx, provision.Spec{
+				Stream:              c.Stream,
+				StreamShards:        c.StreamShards,
+				StreamOnDemand:      c.StreamOnDemand,
+				CDNBucket:           c.CDNBucket,
+				CDNLogPrefix:        c.CDNLogPrefix,
+				Queue:               c.Queue,
+				DeadLetterQueue:     c.DeadLetterQueue(),
+				QueueMaxReceives:    c.QueueMaxReceives,
+				NotifyVia:           c.NotifyVia,
+				S3EventsTopic:       c.S3EventsTopic(),
+				RawDelivery:         c.RawDelivery,
+				AlertsTopic:         c.AlertsTopic,
+				AlertEmails:         c.AlertEmails,
+				UpdatesTopic:        c.UpdatesTopic,
+				UpdatesExampleQueue: c.UpdatesExampleQueue(),
+				WarehouseBucket:     c.WarehouseBucket(),
+			})
+			if err != nil {
+				return err
+			}
+			if !skipTables {
+				tables, err := m.EnsureTables(ctx)
+				if err != nil {
+					return err
+				}
+				for _, name := range sortedKeys(tables) {
+					rep.Resources = append(rep.Resources, provision.Resource{Kind: "iceberg-table", Name: name, ID: tables[name].Iceberg().Location(), Status: provision.Status(tables[name].Ensured())})
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(m.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			w := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
+			for _, r := range rep.Resources {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", r.Status, r.Kind, r.Name)
+			}
+			_ = w.Flush()
+			if rep.Changed() {
+				fmt.Fprintln(m.Stdout, "provisioned: resources created or updated as listed")
+			} else {
+				fmt.Fprintln(m.Stdout, "provisioned: everything already existed, nothing changed")
+			}
+			return nil
+		},
+	}
+}

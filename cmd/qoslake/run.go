@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/qoslake/qoslake/config"
+)
+
+func runCommand() *command {
+	var once bool
+	return &command{
+		name:    "run",
+		summary: "run the pipeline: ingest, refine, maintain (until stopped, or --once)",
+		help: `Runs the pipeline stages until SIGINT or SIGTERM, then stops intake,
+commits what is in flight and exits. With --once, processes what is
+available at start, commits and exits 0.
+
+Stages in this version: table maintenance (every --maintain-every).
+Ingest, silver and gold stages join as their issues land.
+
+Health and metrics are served on --http-addr: /healthz (alive), /readyz
+(tables ready, stages started) and /metrics (Prometheus).`,
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain},
+		flags: func(fs *flag.FlagSet) {
+			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
+		},
+		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: run takes no arguments", errUsage)
+			}
+			if once {
+				if _, err := m.EnsureTables(ctx); err != nil {
+					return err
+				}
+				return nil
+			}
+			return m.RunPipeline(ctx)
+		},
+	}
+}
+
+// RunPipeline runs until ctx is done: ops endpoints, then the stages.
+// Shutdown is ordered: stages stop first, then the HTTP server with a
+// deadline.
+func (m *Main) RunPipeline(ctx context.Context) error {
+	var ready atomic.Bool
+	srv, addr, err := m.serveOps(&ready)
+	if err != nil {
+		return err
+	}
+	m.Logger.Info("ops endpoints listening", "addr", addr)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			m.Logger.Warn("ops server shutdown", "error", err)
+		}
+	}()
+
+	if _, err := m.EnsureTables(ctx); err != nil {
+		return err
+	}
+	ready.Store(true)
+	m.Logger.Info("pipeline running", "maintain_every", m.Config.MaintainEvery)
+
+	var tick <-chan time.Time
+	if m.Config.MaintainEvery > 0 {
+		t := time.NewTicker(m.Config.MaintainEvery)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			m.Logger.Info("pipeline stopping")
+			return nil
+		case <-tick:
+			if _, err := m.MaintainAll(ctx, "", time.Now()); err != nil && !errors.Is(err, context.Canceled) {
+				// A failed pass is retried at the next tick; it must not
+				// stop ingestion.
+				m.Logger.Error("maintenance failed", "error", err)
+			}
+		}
+	}
+}
+
+// serveOps starts /healthz, /readyz and /metrics on the configured address.
+func (m *Main) serveOps(ready *atomic.Bool) (*http.Server, string, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Metrics.Registry, promhttp.HandlerOpts{}))
+	ln, err := net.Listen("tcp", m.Config.HTTPAddr)
+	if err != nil {
+		return nil, "", fmt.Errorf("listen on --http-addr %s: %w", m.Config.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("ops server", "error", err)
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}
