@@ -22,12 +22,12 @@ var (
 	ident = iceberg.IdentityTransform{}
 )
 
-// PlayerEvents is bronze.player_events: one row per player event read from
+// PlayerEventsTable is bronze.player_events: one row per player event read from
 // Kinesis, with its payload exactly as received. A Kinesis record may hold
 // one event or a JSON array of events, and a KPL-aggregated record holds
 // several user records: (shard_id, sequence_number, sub_sequence,
 // event_index) is unique.
-var PlayerEvents = lake.TableDef{
+var PlayerEventsTable = lake.TableDef{
 	Namespace: Namespace,
 	Name:      "player_events",
 	Doc:       "Raw player events from Kinesis, exactly once. Contains raw client IPs: retention-limited.",
@@ -50,9 +50,9 @@ var PlayerEvents = lake.TableDef{
 	},
 }
 
-// CDNLogs is bronze.cdn_logs: one row per CloudFront log line.
+// CDNLogsTable is bronze.cdn_logs: one row per CloudFront log line.
 // (bucket, object_key, etag, line_number) is unique.
-var CDNLogs = lake.TableDef{
+var CDNLogsTable = lake.TableDef{
 	Namespace: Namespace,
 	Name:      "cdn_logs",
 	Doc:       "Raw CloudFront access log lines, exactly once. Contains raw client IPs: retention-limited.",
@@ -71,8 +71,8 @@ var CDNLogs = lake.TableDef{
 	},
 }
 
-// Rejects is bronze.rejects: input that could not be read, with the reason.
-var Rejects = lake.TableDef{
+// RejectsTable is bronze.rejects: input that could not be read, with the reason.
+var RejectsTable = lake.TableDef{
 	Namespace: Namespace,
 	Name:      "rejects",
 	Doc:       "Input qoslake could not read, kept for inspection with the reason.",
@@ -91,4 +91,4 @@ var Rejects = lake.TableDef{
 }
 
 // Tables are all bronze tables.
-var Tables = []lake.TableDef{PlayerEvents, CDNLogs, Rejects}
+var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable, RejectsTable}

@@ -1,0 +1,147 @@
+package s3sqs
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// SQSAPI is the part of the SQS API the queue calls.
+type SQSAPI interface {
+	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(context.Context, *sqs.DeleteMessageBatchInput, ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// S3API is the part of the S3 API the queue calls.
+type S3API interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Message is a received SQS message and the objects it names.
+type Message struct {
+	ID           string
+	Receipt      string
+	ReceiveCount int
+	Body         string
+	Objects      []Object
+	// ParseErr is set when the body is not an S3 event.
+	ParseErr error
+}
+
+// Queue receives S3 event messages.
+type Queue struct {
+	SQS SQSAPI
+	S3  S3API
+	URL string
+	// Wait is the long-poll time (at most 20s).
+	Wait time.Duration
+	// Visibility is how long a received message stays hidden; Extend
+	// prolongs it while a large object is read.
+	Visibility time.Duration
+}
+
+// Receive long-polls up to max (at most 10) messages.
+func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]Message, error) {
+	out, err := q.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:                    &q.URL,
+		MaxNumberOfMessages:         int32(min(max, 10)),
+		WaitTimeSeconds:             int32(min(wait, 20*time.Second) / time.Second),
+		VisibilityTimeout:           int32(q.Visibility / time.Second),
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("receive from %s: %w", q.URL, err)
+	}
+	msgs := make([]Message, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		msg := Message{ID: aws.ToString(m.MessageId), Receipt: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body)}
+		msg.ReceiveCount, _ = strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+		msg.Objects, msg.ParseErr = ParseBody(msg.Body)
+		msgs = append(msgs, msg)
+	}
+	return msgs, nil
+}
+
+// Delete deletes messages, ten per request, and reports any that failed.
+func (q *Queue) Delete(ctx context.Context, msgs []Message) error {
+	var errs []error
+	for i := 0; i < len(msgs); i += 10 {
+		chunk := msgs[i:min(i+10, len(msgs))]
+		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(chunk))
+		for j, m := range chunk {
+			entries[j] = sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(j)), ReceiptHandle: aws.String(m.Receipt)}
+		}
+		out, err := q.SQS.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: &q.URL, Entries: entries})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("delete messages: %w", err))
+			continue
+		}
+		for _, f := range out.Failed {
+			errs = append(errs, fmt.Errorf("delete message %s: %s %s", aws.ToString(f.Id), aws.ToString(f.Code), aws.ToString(f.Message)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Release makes a message visible again at once, so it is retried now
+// rather than after its visibility timeout.
+func (q *Queue) Release(ctx context.Context, m Message) error {
+	return q.setVisibility(ctx, m, 0)
+}
+
+// Extend keeps a message hidden for another Visibility.
+func (q *Queue) Extend(ctx context.Context, m Message) error {
+	return q.setVisibility(ctx, m, q.Visibility)
+}
+
+func (q *Queue) setVisibility(ctx context.Context, m Message, d time.Duration) error {
+	_, err := q.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: &q.URL, ReceiptHandle: &m.Receipt, VisibilityTimeout: int32(d / time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("change visibility of %s: %w", m.ID, err)
+	}
+	return nil
+}
+
+// Open streams an object, decompressing gzip (detected by its magic bytes,
+// whatever the key says). The ETag pins the version the event named.
+func (q *Queue) Open(ctx context.Context, o Object) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &o.Bucket, Key: &o.Key}
+	if o.ETag != "" {
+		in.IfMatch = aws.String(`"` + o.ETag + `"`)
+	}
+	out, err := q.S3.GetObject(ctx, in)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", o.Ref(), err)
+	}
+	br := bufio.NewReaderSize(out.Body, 64<<10)
+	magic, _ := br.Peek(2)
+	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			out.Body.Close()
+			return nil, fmt.Errorf("gunzip %s: %w", o.Ref(), err)
+		}
+		return readCloser{zr, out.Body}, nil
+	}
+	return readCloser{br, out.Body}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	c io.Closer
+}
+
+func (r readCloser) Close() error { return r.c.Close() }
