@@ -49,6 +49,8 @@ func New(cfg aws.Config) *Clients {
 		S3: s3.NewFromConfig(cfg, func(o *s3.Options) {
 			// Emulators serve every bucket on one host.
 			o.UsePathStyle = pathStyle
+			// Emulators send no response checksums; that is not worth a log line per object.
+			o.DisableLogOutputChecksumValidationSkipped = true
 		}),
 		SQS:  sqs.NewFromConfig(cfg),
 		SNS:  sns.NewFromConfig(cfg),

@@ -104,6 +104,7 @@ func (c *CDNLogs) Run(ctx context.Context, once bool) error {
 			}
 			return err
 		}
+		c.Observer.MessagesReceived(c.Queue.URL, len(msgs))
 		if len(msgs) > 0 {
 			empties = 0
 			if err := c.refresh(ctx); err != nil {
@@ -264,6 +265,7 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time,
 		case errors.As(err, &fe):
 			reject(o.Ref(), cloudfront.ReasonUnknownFormat, fe.Detail, nil)
 		case errors.Is(err, io.EOF):
+			c.Observer.ObjectRead(len(ol.lines), ol.bytes)
 		default:
 			// Truncated gzip and the like: keep the lines before it.
 			reject(o.Ref(), cloudfront.ReasonTruncatedInput, err.Error(), nil)

@@ -95,12 +95,16 @@ func appendReject(rb *rowBuilder, r Reject) {
 type Observer interface {
 	Rejected(source, reason string)
 	BatchCommitted(table string, rows int, took time.Duration)
+	MessagesReceived(queue string, n int)
+	ObjectRead(lines, bytes int)
 }
 
 type nopObserver struct{}
 
 func (nopObserver) Rejected(string, string)                   {}
 func (nopObserver) BatchCommitted(string, int, time.Duration) {}
+func (nopObserver) MessagesReceived(string, int)              {}
+func (nopObserver) ObjectRead(int, int)                       {}
 
 // Batching decides when buffered input is committed: at MaxRows rows,
 // MaxBytes bytes of input, or MaxAge after the first buffered row, whichever

@@ -34,6 +34,7 @@ const (
 	Resources Group = "resources"
 	Serve     Group = "serve"
 	Maintain  Group = "maintenance"
+	Ingest    Group = "ingest"
 )
 
 // Config is every qoslake setting.
@@ -62,6 +63,11 @@ type Config struct {
 
 	HTTPAddr string
 
+	KinesisStart  string
+	BatchMaxRows  int
+	BatchMaxBytes int
+	BatchMaxAge   time.Duration
+
 	MaintainEvery   time.Duration
 	SnapshotMaxAge  time.Duration
 	SnapshotsRetain int
@@ -83,6 +89,10 @@ func Default() *Config {
 		NotifyVia:        "sns",
 		RawDelivery:      true,
 		HTTPAddr:         "127.0.0.1:9464",
+		KinesisStart:     "trim_horizon",
+		BatchMaxRows:     200_000,
+		BatchMaxBytes:    64 << 20,
+		BatchMaxAge:      time.Second,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
 		SnapshotsRetain:  20,
@@ -131,6 +141,11 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "updates-topic", "SNS topic announcing new gold data (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),
 
 		s(Serve, "http-addr", "address of the health and metrics endpoints", (*stringValue)(&c.HTTPAddr)),
+
+		s(Ingest, "kinesis-start", "where to start a shard with no checkpoint: trim_horizon, latest, or at_timestamp:<RFC 3339 time>", (*stringValue)(&c.KinesisStart)),
+		s(Ingest, "batch-max-rows", "commit a bronze batch at this many rows", (*intValue)(&c.BatchMaxRows)),
+		s(Ingest, "batch-max-bytes", "commit a bronze batch at this many bytes of input", (*intValue)(&c.BatchMaxBytes)),
+		s(Ingest, "batch-max-age", "commit a bronze batch this long after its first row", (*durationValue)(&c.BatchMaxAge)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
 		s(Maintain, "snapshot-max-age", "snapshots older than this are expired (the last snapshots-retain are kept)", (*durationValue)(&c.SnapshotMaxAge)),
@@ -251,6 +266,20 @@ func (c *Config) Resolve(groups ...Group) error {
 			bad("http-addr", "%v", err)
 		}
 	}
+	if hasGroup(groups, Ingest) {
+		if _, err := c.StartAt(); err != nil {
+			bad("kinesis-start", "%v", err)
+		}
+		if c.BatchMaxRows < 1 {
+			bad("batch-max-rows", "must be at least 1")
+		}
+		if c.BatchMaxBytes < 1<<10 {
+			bad("batch-max-bytes", "must be at least 1024")
+		}
+		if c.BatchMaxAge < 10*time.Millisecond {
+			bad("batch-max-age", "must be at least 10ms")
+		}
+	}
 	if hasGroup(groups, Maintain) {
 		if c.MaintainEvery < 0 {
 			bad("maintain-every", "must not be negative")
@@ -263,6 +292,31 @@ func (c *Config) Resolve(groups ...Group) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// StartAt parses KinesisStart into a kind and an optional time.
+func (c *Config) StartAt() (StartAt, error) {
+	kind, ts, _ := strings.Cut(c.KinesisStart, ":")
+	switch kind {
+	case "trim_horizon", "latest":
+		if ts != "" {
+			return StartAt{}, fmt.Errorf("%q takes no time", kind)
+		}
+		return StartAt{Kind: kind}, nil
+	case "at_timestamp":
+		t, err := time.Parse(time.RFC3339, ts)
+		if err != nil {
+			return StartAt{}, fmt.Errorf("at_timestamp needs an RFC 3339 time: %v", err)
+		}
+		return StartAt{Kind: kind, Time: t}, nil
+	}
+	return StartAt{}, fmt.Errorf("%q is not trim_horizon, latest or at_timestamp:<time>", c.KinesisStart)
+}
+
+// StartAt is where a shard with no checkpoint is read from.
+type StartAt struct {
+	Kind string
+	Time time.Time
 }
 
 // WarehouseBucket returns the bucket of an s3:// warehouse, or "".

@@ -4,6 +4,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -15,6 +17,7 @@ type Metrics struct {
 	RowsCommitted   *prometheus.CounterVec
 	CommitConflicts *prometheus.CounterVec
 	MaintenanceRuns *prometheus.CounterVec
+	Ingest          *Ingest
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -35,6 +38,7 @@ func New() *Metrics {
 			Help: "Table maintenance passes by outcome (ok, error).",
 		}, []string{"table", "outcome"}),
 	}
+	m.Ingest = newIngest(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -51,4 +55,77 @@ func (m *Metrics) Committed(table string, rows int64) {
 // Conflict implements lake.Observer.
 func (m *Metrics) Conflict(table string) {
 	m.CommitConflicts.WithLabelValues(table).Inc()
+}
+
+// Ingest holds the ingest and bronze collectors.
+type Ingest struct {
+	RecordsRead  *prometheus.CounterVec
+	BytesRead    *prometheus.CounterVec
+	ShardLag     *prometheus.GaugeVec
+	Throttles    *prometheus.CounterVec
+	Rejects      *prometheus.CounterVec
+	BatchLatency *prometheus.HistogramVec
+	Received     *prometheus.CounterVec
+}
+
+func newIngest(reg *prometheus.Registry) *Ingest {
+	i := &Ingest{
+		RecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "records_read_total", Help: "Input records read: Kinesis records, CDN log lines.",
+		}, []string{"source"}),
+		BytesRead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "bytes_read_total", Help: "Bytes of input read, by source.",
+		}, []string{"source"}),
+		ShardLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "kinesis_millis_behind_latest", Help: "How far each shard's reader is behind the tip (MillisBehindLatest).",
+		}, []string{"shard"}),
+		Throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "kinesis_throttles_total", Help: "GetRecords calls throttled, by shard.",
+		}, []string{"shard"}),
+		Rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "rejects_total", Help: "Input kept in bronze.rejects, by source and reason.",
+		}, []string{"source", "reason"}),
+		BatchLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "qoslake", Name: "batch_commit_seconds", Help: "Time to commit one batch, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"table"}),
+		Received: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "sqs_messages_received_total", Help: "SQS messages received, by queue.",
+		}, []string{"queue"}),
+	}
+	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received)
+	return i
+}
+
+// Read implements kinesis.Observer.
+func (i *Ingest) Read(shard string, records, bytes int) {
+	i.RecordsRead.WithLabelValues("kinesis").Add(float64(records))
+	i.BytesRead.WithLabelValues("kinesis").Add(float64(bytes))
+}
+
+// Lag implements kinesis.Observer.
+func (i *Ingest) Lag(shard string, behind time.Duration) {
+	i.ShardLag.WithLabelValues(shard).Set(float64(behind.Milliseconds()))
+}
+
+// Throttled implements kinesis.Observer.
+func (i *Ingest) Throttled(shard string) { i.Throttles.WithLabelValues(shard).Inc() }
+
+// Rejected implements bronze.Observer.
+func (i *Ingest) Rejected(source, reason string) { i.Rejects.WithLabelValues(source, reason).Inc() }
+
+// BatchCommitted implements bronze.Observer.
+func (i *Ingest) BatchCommitted(table string, _ int, took time.Duration) {
+	i.BatchLatency.WithLabelValues(table).Observe(took.Seconds())
+}
+
+// MessagesReceived implements bronze.Observer.
+func (i *Ingest) MessagesReceived(queue string, n int) {
+	i.Received.WithLabelValues(queue).Add(float64(n))
+}
+
+// ObjectRead implements bronze.Observer.
+func (i *Ingest) ObjectRead(lines, bytes int) {
+	i.RecordsRead.WithLabelValues("s3").Add(float64(lines))
+	i.BytesRead.WithLabelValues("s3").Add(float64(bytes))
 }

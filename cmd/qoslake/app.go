@@ -68,7 +68,7 @@ func commands() []*command {
 		tablesCommand(),
 		scanCommand(),
 		maintainCommand(),
-		notYet("simulate", "generate realistic player events and CloudFront logs", "the ingest/bronze issue"),
+		simulateCommand(),
 		notYet("serve", "serve the NOC dashboard", "the dashboard issue"),
 		notYet("check", "run a local file through parsing and the silver transform", "the silver issue"),
 		notYet("bench", "measure the pipeline stages on this machine", "the ingest/bronze issue"),

@@ -24,12 +24,13 @@ func runCommand() *command {
 commits what is in flight and exits. With --once, processes what is
 available at start, commits and exits 0.
 
-Stages in this version: table maintenance (every --maintain-every).
-Ingest, silver and gold stages join as their issues land.
+Stages in this version: Kinesis player events and CDN logs (S3 events on
+SQS) into the bronze tables, exactly once; table maintenance every
+--maintain-every. Silver and gold stages join as their issues land.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
-		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain},
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
 		},
@@ -38,10 +39,11 @@ Health and metrics are served on --http-addr: /healthz (alive), /readyz
 				return fmt.Errorf("%w: run takes no arguments", errUsage)
 			}
 			if once {
-				if _, err := m.EnsureTables(ctx); err != nil {
+				tables, err := m.EnsureTables(ctx)
+				if err != nil {
 					return err
 				}
-				return nil
+				return m.Ingest(ctx, tables, true)
 			}
 			return m.RunPipeline(ctx)
 		},
@@ -66,9 +68,12 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 		}
 	}()
 
-	if _, err := m.EnsureTables(ctx); err != nil {
+	tables, err := m.EnsureTables(ctx)
+	if err != nil {
 		return err
 	}
+	ingest := make(chan error, 1)
+	go func() { ingest <- m.Ingest(ctx, tables, false) }()
 	ready.Store(true)
 	m.Logger.Info("pipeline running", "maintain_every", m.Config.MaintainEvery)
 
@@ -81,8 +86,14 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			m.Logger.Info("pipeline stopping")
-			return nil
+			m.Logger.Info("pipeline stopping: intake stopped, committing what is in flight")
+			err := <-ingest
+			m.Logger.Info("pipeline stopped")
+			return err
+		case err := <-ingest:
+			// An intake failed: stop the process so a supervisor restarts it
+			// from the committed checkpoints.
+			return fmt.Errorf("ingest: %w", err)
 		case <-tick:
 			if _, err := m.MaintainAll(ctx, "", time.Now()); err != nil && !errors.Is(err, context.Canceled) {
 				// A failed pass is retried at the next tick; it must not

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/qoslake/qoslake/bronze"
+	"github.com/qoslake/qoslake/ingest/kinesis"
+	"github.com/qoslake/qoslake/ingest/s3sqs"
+	"github.com/qoslake/qoslake/lake"
+)
+
+// Ingest runs both intakes to bronze: Kinesis player events and CDN logs
+// through S3 events on SQS. With once, each reads what is available now
+// and returns.
+func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return m.ingestKinesis(gctx, tables, once) })
+	g.Go(func() error { return m.ingestCDN(gctx, tables, once) })
+	return g.Wait()
+}
+
+func (m *Main) batching() bronze.Batching {
+	return bronze.Batching{MaxRows: m.Config.BatchMaxRows, MaxBytes: m.Config.BatchMaxBytes, MaxAge: m.Config.BatchMaxAge}
+}
+
+// ingestKinesis reads the stream into bronze.player_events. When another
+// writer moved a shard's checkpoint (the batch was refused), it starts over
+// from the committed positions.
+func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table, once bool) error {
+	a, err := m.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	start, _ := m.Config.StartAt()
+	consumer := &kinesis.Consumer{
+		API:      a.Kinesis,
+		Stream:   m.Config.Stream,
+		Start:    kinesis.StartAt{Kind: start.Kind, Timestamp: start.Time},
+		Logger:   m.Logger.With("stage", "kinesis"),
+		Observer: m.Metrics.Ingest,
+	}
+	for {
+		sink := &bronze.PlayerEvents{
+			Events:   tables[bronze.PlayerEventsTable.FullName()],
+			Rejects:  tables[bronze.RejectsTable.FullName()],
+			Stream:   m.Config.Stream,
+			Batching: m.batching(),
+			Logger:   m.Logger.With("stage", "bronze.player_events"),
+			Observer: m.Metrics.Ingest,
+		}
+		positions, err := sink.Positions(ctx)
+		if err != nil {
+			return err
+		}
+		// A small buffer: backpressure reaches GetRecords when commits lag.
+		batches := make(chan kinesis.Batch, 8)
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error {
+			defer close(batches)
+			return consumer.Run(gctx, positions, batches, once)
+		})
+		g.Go(func() error { return sink.Run(gctx, batches) })
+		err = g.Wait()
+		if errors.Is(err, lake.ErrCheckpointMoved) && ctx.Err() == nil {
+			m.Logger.Warn("another writer advanced a shard; resuming from the committed positions", "error", err)
+			continue
+		}
+		return err
+	}
+}
+
+func (m *Main) ingestCDN(ctx context.Context, tables map[string]*lake.Table, once bool) error {
+	a, err := m.AWS(ctx)
+	if err != nil {
+		return err
+	}
+	url, err := a.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: &m.Config.Queue})
+	if err != nil {
+		return fmt.Errorf("queue %s (run qoslake provision): %w", m.Config.Queue, err)
+	}
+	sink := &bronze.CDNLogs{
+		Logs:    tables[bronze.CDNLogsTable.FullName()],
+		Rejects: tables[bronze.RejectsTable.FullName()],
+		Queue: &s3sqs.Queue{
+			SQS: a.SQS, S3: a.S3, URL: *url.QueueUrl,
+			Wait: 20 * time.Second, Visibility: 5 * time.Minute,
+		},
+		MaxReceives: m.Config.QueueMaxReceives,
+		Batching:    m.batching(),
+		Logger:      m.Logger.With("stage", "bronze.cdn_logs"),
+		Observer:    m.Metrics.Ingest,
+	}
+	return sink.Run(ctx, once)
+}

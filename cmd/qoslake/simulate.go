@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/qoslake/qoslake/config"
+	"github.com/qoslake/qoslake/simulate"
+)
+
+func simulateCommand() *command {
+	var (
+		rate        float64
+		duration    time.Duration
+		seed        int64
+		summaryPath string
+		scenario    string
+		schedule    string
+		startAt     string
+		fast        bool
+		aggregate   int
+		interactive bool
+		logEvery    time.Duration
+	)
+	return &command{
+		name:    "simulate",
+		summary: "generate realistic player events and CloudFront logs",
+		help: `Viewers in sessions (play, firstframe, stream, buffer, step, seek, pause,
+stop, error) across videos, apps, devices, connection types, countries and
+ISPs send player events to the Kinesis stream; the segment requests that
+served them are written as CloudFront standard log files (gzip, real
+naming, all 33 fields) to the CDN bucket every --log-every, with
+x-edge-request-id equal to the player's cdn_tracking_id.
+
+Scenarios: normal, edge-latency (one edge location's latency rises),
+app-errors (one app/device type's playback errors rise), isp-buffering (one
+ISP's buffering rises), late-cdn-logs (CDN log files arrive hours late).
+Set one with --scenario, a timeline with --schedule 0s=normal,30s=edge-latency,
+or type scenario names on standard input with --interactive.
+
+The same --seed and --start give the same output. --summary FILE writes a
+JSON account of what was produced.`,
+		groups: []config.Group{config.Core, config.Resources},
+		flags: func(fs *flag.FlagSet) {
+			fs.Float64Var(&rate, "rate", 50, "player events per second, once sessions have built up")
+			fs.DurationVar(&duration, "duration", time.Minute, "how long to simulate")
+			fs.Int64Var(&seed, "seed", 1, "random seed")
+			fs.StringVar(&summaryPath, "summary", "", "write a JSON summary of the output to this file")
+			fs.StringVar(&scenario, "scenario", simulate.Normal, "scenario at start: "+strings.Join(simulate.Scenarios, ", "))
+			fs.StringVar(&schedule, "schedule", "", "scenario timeline: offset=scenario,...")
+			fs.StringVar(&startAt, "start", "", "simulated start time, RFC 3339 (default now)")
+			fs.BoolVar(&fast, "fast", false, "generate as fast as possible instead of in real time")
+			fs.IntVar(&aggregate, "kpl-aggregate", 0, "pack this many events per Kinesis record, KPL-style (0: one per record)")
+			fs.BoolVar(&interactive, "interactive", false, "read scenario names from standard input while running")
+			fs.DurationVar(&logEvery, "log-every", 5*time.Second, "simulated time covered by one CDN log file")
+		},
+		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
+			if fs.NArg() > 0 {
+				return fmt.Errorf("%w: simulate takes no arguments", errUsage)
+			}
+			if rate <= 0 || duration <= 0 {
+				return fmt.Errorf("%w: --rate and --duration must be positive", errUsage)
+			}
+			start := time.Now()
+			if startAt != "" {
+				t, err := time.Parse(time.RFC3339, startAt)
+				if err != nil {
+					return fmt.Errorf("%w: --start: %v", errUsage, err)
+				}
+				start = t
+			}
+			steps, err := simulate.ParseSchedule("0s=" + scenario + "," + schedule)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errUsage, err)
+			}
+			a, err := m.AWS(ctx)
+			if err != nil {
+				return err
+			}
+			g := simulate.New(simulate.Config{Seed: seed, Start: start, Rate: rate, LogEvery: logEvery, LogPrefix: m.Config.CDNLogPrefix})
+			opts := simulate.RunOptions{Duration: duration, Schedule: steps, Fast: fast}
+			if interactive {
+				ch := make(chan string, 1)
+				go func() {
+					sc := bufio.NewScanner(os.Stdin)
+					for sc.Scan() {
+						ch <- sc.Text()
+					}
+				}()
+				opts.Control = ch
+			}
+			out := &simulate.AWSOutput{Kinesis: a.Kinesis, S3: a.S3, Stream: m.Config.Stream, Bucket: m.Config.CDNBucket, Aggregate: aggregate}
+			m.Logger.Info("simulating", "rate", rate, "duration", duration, "seed", seed, "stream", m.Config.Stream, "bucket", m.Config.CDNBucket)
+			sum, err := simulate.Run(ctx, g, out, opts)
+			if err != nil {
+				return err
+			}
+			b, _ := json.MarshalIndent(sum, "", "  ")
+			if summaryPath != "" {
+				if err := os.WriteFile(summaryPath, append(b, '\n'), 0o644); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(m.Stdout, "simulated %d sessions: %d player events in %d Kinesis records, %d CDN log lines in %d files\n",
+				sum.Sessions, sum.EventsTotal, sum.KinesisRecords, sum.LogLines, sum.LogFiles)
+			return nil
+		},
+	}
+}
