@@ -126,9 +126,18 @@ func (c *CDNLogs) Run(ctx context.Context, once bool) error {
 		if len(msgs) == 0 {
 			empties++
 			// SQS samples servers: one empty receive does not prove the
-			// queue is empty, two in a row with long polling do.
+			// queue is empty, two in a row do. Messages another consumer
+			// received and never deleted (it crashed) come back after their
+			// visibility timeout: once waits for them too.
 			if once && empties >= 2 {
-				return nil
+				visible, inFlight, err := c.Queue.Depth(ctx)
+				if err != nil {
+					return err
+				}
+				if visible+inFlight == 0 {
+					return nil
+				}
+				c.Logger.Info("waiting for messages in flight to return", "visible", visible, "in_flight", inFlight)
 			}
 		}
 	}

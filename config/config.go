@@ -55,6 +55,7 @@ type Config struct {
 	CDNLogPrefix     string
 	Queue            string
 	QueueMaxReceives int
+	QueueVisibility  time.Duration
 	NotifyVia        string
 	RawDelivery      bool
 	AlertsTopic      string
@@ -86,6 +87,7 @@ func Default() *Config {
 		StreamShards:     2,
 		CDNLogPrefix:     "cloudfront/",
 		QueueMaxReceives: 5,
+		QueueVisibility:  5 * time.Minute,
 		NotifyVia:        "sns",
 		RawDelivery:      true,
 		HTTPAddr:         "127.0.0.1:9464",
@@ -134,6 +136,7 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "cdn-log-prefix", "key prefix of CDN log objects that trigger ingestion", (*stringValue)(&c.CDNLogPrefix)),
 		s(Resources, "queue", "SQS queue of S3 object-created events (default <prefix>-cdn-log-events)", (*stringValue)(&c.Queue)),
 		s(Resources, "queue-max-receives", "receives before a message moves to the dead-letter queue", (*intValue)(&c.QueueMaxReceives)),
+		s(Resources, "queue-visibility", "how long a received message stays hidden from other consumers (extended while a large object is read)", (*durationValue)(&c.QueueVisibility)),
 		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
 		s(Resources, "raw-delivery", "with notify-via sns, deliver S3 events to the queue without the SNS envelope", (*boolValue)(&c.RawDelivery)),
 		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
@@ -251,6 +254,9 @@ func (c *Config) Resolve(groups ...Group) error {
 		}
 		if c.QueueMaxReceives < 1 || c.QueueMaxReceives > 1000 {
 			bad("queue-max-receives", "%d is not between 1 and 1000", c.QueueMaxReceives)
+		}
+		if c.QueueVisibility < time.Second || c.QueueVisibility > 12*time.Hour {
+			bad("queue-visibility", "%s is not between 1s and 12h", c.QueueVisibility)
 		}
 		if c.NotifyVia != "sns" && c.NotifyVia != "sqs" {
 			bad("notify-via", "%q is not sns or sqs", c.NotifyVia)

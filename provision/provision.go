@@ -42,6 +42,8 @@ type Spec struct {
 	Queue            string
 	DeadLetterQueue  string
 	QueueMaxReceives int
+	// QueueVisibility is the queue's default visibility timeout.
+	QueueVisibility time.Duration
 	// NotifyVia is "sns" (S3 → topic → queue) or "sqs" (S3 → queue).
 	NotifyVia     string
 	S3EventsTopic string
@@ -171,7 +173,7 @@ func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 	})
 	queueURL, err := p.queue(ctx, s.Queue, map[string]string{
 		"RedrivePolicy":                 string(redrive),
-		"VisibilityTimeout":             "300",
+		"VisibilityTimeout":             strconv.Itoa(int(max(s.QueueVisibility, time.Second) / time.Second)),
 		"ReceiveMessageWaitTimeSeconds": "20",
 		"MessageRetentionPeriod":        strconv.Itoa(4 * 24 * 3600),
 	})

@@ -89,7 +89,7 @@ func (m *Main) ingestCDN(ctx context.Context, tables map[string]*lake.Table, onc
 		Rejects: tables[bronze.RejectsTable.FullName()],
 		Queue: &s3sqs.Queue{
 			SQS: a.SQS, S3: a.S3, URL: *url.QueueUrl,
-			Wait: 20 * time.Second, Visibility: 5 * time.Minute,
+			Wait: 20 * time.Second, Visibility: m.Config.QueueVisibility,
 		},
 		MaxReceives: m.Config.QueueMaxReceives,
 		Batching:    m.batching(),

@@ -134,7 +134,10 @@ func TestRunServesHealthAndShutsDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	t.Setenv("QOSLAKE_STATE_DIR", t.TempDir())
+	s := newStack(t)
+	for k, v := range s.env {
+		t.Setenv(k, v)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
