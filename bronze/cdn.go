@@ -86,12 +86,17 @@ func (c *CDNLogs) Run(ctx context.Context, once bool) error {
 	}
 	defer c.logs.release()
 	defer c.rejects.release()
+	// A flush (commit, then delete) runs to its end even when shutdown
+	// begins during it.
+	flush := func() error {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return c.Flush(fctx)
+	}
 	empties := 0
 	for {
 		if ctx.Err() != nil {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			return c.Flush(fctx)
+			return flush()
 		}
 		wait := 20 * time.Second
 		if len(c.pending) > 0 || once {
@@ -111,15 +116,24 @@ func (c *CDNLogs) Run(ctx context.Context, once bool) error {
 				return err
 			}
 		}
-		for _, m := range msgs {
+		for i, m := range msgs {
+			if ctx.Err() != nil {
+				// Shutting down: hand the unread messages back at once.
+				c.release(msgs[i:])
+				break
+			}
 			if err := c.process(ctx, m); err != nil {
+				if ctx.Err() != nil {
+					c.release(msgs[i:])
+					break
+				}
 				return err
 			}
 		}
 		full := c.nRows >= c.Batching.MaxRows || c.nBytes >= c.Batching.MaxBytes
 		old := len(c.pending) > 0 && time.Since(c.first) >= c.Batching.MaxAge
 		if full || old || len(msgs) == 0 {
-			if err := c.Flush(ctx); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
 		}
@@ -377,6 +391,17 @@ func exists(ctx context.Context, t *lake.Table, filter iceberg.BooleanExpression
 		return false, fmt.Errorf("look up in %s: %w", t.Name(), err)
 	}
 	return found, nil
+}
+
+// release makes messages visible again, for another consumer or a restart.
+func (c *CDNLogs) release(msgs []s3sqs.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range msgs {
+		if err := c.Queue.Release(ctx, m); err != nil {
+			c.Logger.Warn("release message", "message", m.ID, "error", err)
+		}
+	}
 }
 
 // heartbeat extends the message's visibility while it is being read, so a

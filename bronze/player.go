@@ -123,7 +123,9 @@ func (p *PlayerEvents) Run(ctx context.Context, in <-chan kinesis.Batch) error {
 	age := time.NewTimer(time.Hour)
 	age.Stop()
 	defer age.Stop()
-	flushDetached := func() error {
+	// A flush runs to its end even when shutdown begins during it: a
+	// commit cut short would only have to be redone after the restart.
+	flush := func() error {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		return p.Flush(fctx)
@@ -131,14 +133,14 @@ func (p *PlayerEvents) Run(ctx context.Context, in <-chan kinesis.Batch) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return flushDetached()
+			return flush()
 		case <-age.C:
-			if err := p.Flush(ctx); err != nil {
+			if err := flush(); err != nil {
 				return err
 			}
 		case b, ok := <-in:
 			if !ok {
-				return flushDetached()
+				return flush()
 			}
 			wasEmpty := p.empty()
 			p.Add(b)
@@ -146,7 +148,7 @@ func (p *PlayerEvents) Run(ctx context.Context, in <-chan kinesis.Batch) error {
 				age.Reset(p.Batching.MaxAge)
 			}
 			if p.nEvents >= p.Batching.MaxRows || p.nBytes >= p.Batching.MaxBytes {
-				if err := p.Flush(ctx); err != nil {
+				if err := flush(); err != nil {
 					return err
 				}
 				age.Stop()

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/qoslake/qoslake/awsclient"
@@ -40,7 +41,8 @@ type Main struct {
 	Logger         *slog.Logger
 	Metrics        *metrics.Metrics
 
-	// aws and lake are opened on first use and closed by Close.
+	// aws and lake are opened on first use (under mu) and closed by Close.
+	mu   sync.Mutex
 	aws  *awsclient.Clients
 	lake *lake.Lake
 }
@@ -263,6 +265,8 @@ func newLogger(w io.Writer, c *config.Config) *slog.Logger {
 
 // AWS returns the AWS clients, loading the SDK configuration once.
 func (m *Main) AWS(ctx context.Context) (*awsclient.Clients, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.aws == nil {
 		c, err := awsclient.Load(ctx)
 		if err != nil {
@@ -275,6 +279,15 @@ func (m *Main) AWS(ctx context.Context) (*awsclient.Clients, error) {
 
 // Lake opens the configured catalog once.
 func (m *Main) Lake(ctx context.Context) (*lake.Lake, error) {
+	var a *awsclient.Clients
+	if m.Config.Catalog == lake.KindGlue || m.Config.WarehouseBucket() != "" {
+		var err error
+		if a, err = m.AWS(ctx); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.lake != nil {
 		return m.lake, nil
 	}
@@ -286,11 +299,7 @@ func (m *Main) Lake(ctx context.Context) (*lake.Lake, error) {
 		Logger:    m.Logger,
 		Observer:  m.Metrics,
 	}
-	if c.Catalog == lake.KindGlue || c.WarehouseBucket() != "" {
-		a, err := m.AWS(ctx)
-		if err != nil {
-			return nil, err
-		}
+	if a != nil {
 		opts.AWS = &a.Config
 		opts.S3Endpoint = awsclient.S3Endpoint(a.Config)
 	}
@@ -321,6 +330,8 @@ func (m *Main) EnsureTables(ctx context.Context) (map[string]*lake.Table, error)
 
 // Close releases the catalog. It is safe to call more than once.
 func (m *Main) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if m.lake != nil {
 		if err := m.lake.Close(); err != nil && m.Logger != nil {
 			m.Logger.Warn("close catalog", "error", err)

@@ -88,6 +88,9 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 		case <-ctx.Done():
 			m.Logger.Info("pipeline stopping: intake stopped, committing what is in flight")
 			err := <-ingest
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				err = nil // the shutdown itself, not a failure
+			}
 			m.Logger.Info("pipeline stopped")
 			return err
 		case err := <-ingest:

@@ -163,6 +163,9 @@ func (c *Consumer) Run(ctx context.Context, positions map[string]string, out cha
 		case <-discover.C:
 			shards, err := c.listShards(ctx)
 			if err != nil {
+				if ctx.Err() != nil {
+					return firstErr
+				}
 				return err
 			}
 			for _, s := range runnable(shards, done, started) {
