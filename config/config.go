@@ -69,6 +69,9 @@ type Config struct {
 	BatchMaxBytes int
 	BatchMaxAge   time.Duration
 
+	MaxRecordBytes int
+	MaxLineBytes   int
+
 	MaintainEvery   time.Duration
 	SnapshotMaxAge  time.Duration
 	SnapshotsRetain int
@@ -95,6 +98,8 @@ func Default() *Config {
 		BatchMaxRows:     200_000,
 		BatchMaxBytes:    64 << 20,
 		BatchMaxAge:      time.Second,
+		MaxRecordBytes:   1 << 20,
+		MaxLineBytes:     64 << 10,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
 		SnapshotsRetain:  20,
@@ -149,6 +154,9 @@ func (c *Config) Settings() []Setting {
 		s(Ingest, "batch-max-rows", "commit a bronze batch at this many rows", (*intValue)(&c.BatchMaxRows)),
 		s(Ingest, "batch-max-bytes", "commit a bronze batch at this many bytes of input", (*intValue)(&c.BatchMaxBytes)),
 		s(Ingest, "batch-max-age", "commit a bronze batch this long after its first row", (*durationValue)(&c.BatchMaxAge)),
+
+		s(Ingest, "max-record-bytes", "Kinesis records (or user records) larger than this are rejected as oversized_record", (*intValue)(&c.MaxRecordBytes)),
+		s(Ingest, "max-line-bytes", "CDN log lines longer than this are rejected as oversized_line", (*intValue)(&c.MaxLineBytes)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
 		s(Maintain, "snapshot-max-age", "snapshots older than this are expired (the last snapshots-retain are kept)", (*durationValue)(&c.SnapshotMaxAge)),
@@ -281,6 +289,9 @@ func (c *Config) Resolve(groups ...Group) error {
 		}
 		if c.BatchMaxBytes < 1<<10 {
 			bad("batch-max-bytes", "must be at least 1024")
+		}
+		if c.MaxRecordBytes < 256 || c.MaxLineBytes < 256 {
+			bad("max-record-bytes", "record and line limits must be at least 256 bytes")
 		}
 		if c.BatchMaxAge < 10*time.Millisecond {
 			bad("batch-max-age", "must be at least 10ms")

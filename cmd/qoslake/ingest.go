@@ -11,6 +11,7 @@ import (
 
 	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/ingest/kinesis"
+	"github.com/qoslake/qoslake/ingest/playerevent"
 	"github.com/qoslake/qoslake/ingest/s3sqs"
 	"github.com/qoslake/qoslake/lake"
 )
@@ -23,6 +24,12 @@ func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once b
 	g.Go(func() error { return m.ingestKinesis(gctx, tables, once) })
 	g.Go(func() error { return m.ingestCDN(gctx, tables, once) })
 	return g.Wait()
+}
+
+func (m *Main) limits() playerevent.Limits {
+	lim := playerevent.DefaultLimits
+	lim.MaxRecordBytes = m.Config.MaxRecordBytes
+	return lim
 }
 
 func (m *Main) batching() bronze.Batching {
@@ -50,6 +57,7 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 			Events:   tables[bronze.PlayerEventsTable.FullName()],
 			Rejects:  tables[bronze.RejectsTable.FullName()],
 			Stream:   m.Config.Stream,
+			Limits:   m.limits(),
 			Batching: m.batching(),
 			Logger:   m.Logger.With("stage", "bronze.player_events"),
 			Observer: m.Metrics.Ingest,
@@ -91,10 +99,11 @@ func (m *Main) ingestCDN(ctx context.Context, tables map[string]*lake.Table, onc
 			SQS: a.SQS, S3: a.S3, URL: *url.QueueUrl,
 			Wait: 20 * time.Second, Visibility: m.Config.QueueVisibility,
 		},
-		MaxReceives: m.Config.QueueMaxReceives,
-		Batching:    m.batching(),
-		Logger:      m.Logger.With("stage", "bronze.cdn_logs"),
-		Observer:    m.Metrics.Ingest,
+		MaxReceives:  m.Config.QueueMaxReceives,
+		MaxLineBytes: m.Config.MaxLineBytes,
+		Batching:     m.batching(),
+		Logger:       m.Logger.With("stage", "bronze.cdn_logs"),
+		Observer:     m.Metrics.Ingest,
 	}
 	return sink.Run(ctx, once)
 }
