@@ -165,6 +165,11 @@ func (p *PlayerEvents) Add(b kinesis.Batch) {
 	if p.empty() {
 		p.first = now
 	}
+	size := 0
+	for _, r := range b.Records {
+		size += len(r.Data)
+	}
+	p.events.reserve(len(b.Records), "payload", size)
 	for _, r := range b.Records {
 		events, rejects := playerevent.Parse(r.Data, now, p.Limits)
 		for _, e := range events {
@@ -179,7 +184,7 @@ func (p *PlayerEvents) Add(b kinesis.Batch) {
 			rb.optStr("partition_key", r.PartitionKey)
 			rb.ts("arrival_time", r.Arrival)
 			rb.ts("ingest_time", now)
-			rb.str("payload", string(e.Payload))
+			rb.strBytes("payload", e.Payload)
 			p.nEvents++
 		}
 		for _, rj := range rejects {

@@ -47,6 +47,18 @@ func (rb *rowBuilder) str(name, v string) {
 	rb.b.Field(rb.col[name]).(*array.StringBuilder).Append(v)
 }
 
+// strBytes appends v without first converting it to a string.
+func (rb *rowBuilder) strBytes(name string, v []byte) {
+	rb.b.Field(rb.col[name]).(*array.StringBuilder).BinaryBuilder.Append(v)
+}
+
+// reserve makes room for n more rows, and dataBytes more bytes in the
+// named string column, so large batches do not grow buffers step by step.
+func (rb *rowBuilder) reserve(n int, column string, dataBytes int) {
+	rb.b.Reserve(n)
+	rb.b.Field(rb.col[column]).(*array.StringBuilder).ReserveData(dataBytes)
+}
+
 func (rb *rowBuilder) optStr(name, v string) {
 	sb := rb.b.Field(rb.col[name]).(*array.StringBuilder)
 	if v == "" {

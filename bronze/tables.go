@@ -17,10 +17,14 @@ var (
 	i32   = iceberg.PrimitiveTypes.Int32
 	i64   = iceberg.PrimitiveTypes.Int64
 	tstz  = iceberg.PrimitiveTypes.TimestampTz
-	bytes = iceberg.PrimitiveTypes.Binary
+	binary = iceberg.PrimitiveTypes.Binary
 	day   = iceberg.DayTransform{}
 	ident = iceberg.IdentityTransform{}
 )
+
+// bronzeWrite trades a little compression for speed: bronze is raw input
+// with a retention limit, written at the ingest rate.
+var bronzeWrite = map[string]string{"write.parquet.compression-level": "1"}
 
 // PlayerEventsTable is bronze.player_events: one row per player event read from
 // Kinesis, with its payload exactly as received. A Kinesis record may hold
@@ -48,6 +52,7 @@ var PlayerEventsTable = lake.TableDef{
 		{Column: "event_time", Transform: day, Name: "event_day"},
 		{Column: "event_type", Transform: ident, Name: "event_type"},
 	},
+	Properties: bronzeWrite,
 }
 
 // CDNLogsTable is bronze.cdn_logs: one row per CloudFront log line.
@@ -69,6 +74,7 @@ var CDNLogsTable = lake.TableDef{
 	Partition: []lake.PartitionField{
 		{Column: "log_time", Transform: day, Name: "log_day"},
 	},
+	Properties: bronzeWrite,
 }
 
 // RejectsTable is bronze.rejects: input that could not be read, with the reason.
@@ -82,7 +88,7 @@ var RejectsTable = lake.TableDef{
 		{Name: "source_ref", Type: str, Required: true, Doc: "shard/sequence[/sub/index] or s3://bucket/key@etag[:line]"},
 		{Name: "reason", Type: str, Required: true, Doc: "short machine-readable reason (malformed_json, invalid_utf8, ...)"},
 		{Name: "detail", Type: str, Doc: "human-readable explanation"},
-		{Name: "raw", Type: bytes, Doc: "the input bytes, truncated to 64 KiB"},
+		{Name: "raw", Type: binary, Doc: "the input bytes, truncated to 64 KiB"},
 		{Name: "raw_size", Type: i64, Required: true, Doc: "size of the input before truncation"},
 	},
 	Partition: []lake.PartitionField{

@@ -7,9 +7,13 @@ package playerevent
 
 import (
 	"bytes"
-	"encoding/json"
+	stdjson "encoding/json"
+	"errors"
 	"fmt"
+
+	json "github.com/goccy/go-json"
 	"math"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -121,8 +125,8 @@ func Parse(data []byte, now time.Time, lim Limits) ([]Event, []Reject) {
 
 // head is the part of an event bronze needs.
 type head struct {
-	Type      *string          `json:"metrictype"`
-	Timestamp *json.RawMessage `json:"timestamp"`
+	Type      *string  `json:"metrictype"`
+	Timestamp *float64 `json:"timestamp"`
 }
 
 func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
@@ -136,9 +140,20 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 		return bad(ReasonNotAnObject, "event is not a JSON object")
 	}
 	var h head
+	// goccy/go-json is the fast path (about twice encoding/json here); a
+	// record it refuses is decoded again with encoding/json, whose errors
+	// say precisely what is wrong.
 	if err := json.Unmarshal(raw, &h); err != nil {
-		if _, ok := err.(*json.UnmarshalTypeError); ok {
-			return bad(ReasonMissingType, "metrictype or timestamp has the wrong type: %v", err)
+		err = stdjson.Unmarshal(raw, &h)
+		if err == nil {
+			return bad(ReasonMalformedJSON, "not valid JSON")
+		}
+		var te *stdjson.UnmarshalTypeError
+		switch {
+		case errors.As(err, &te) && strings.Contains(te.Field, "timestamp"):
+			return bad(ReasonAbsurdTimestamp, "timestamp is not epoch milliseconds: %v", err)
+		case errors.As(err, &te):
+			return bad(ReasonMissingType, "metrictype is not a string: %v", err)
 		}
 		return bad(ReasonMalformedJSON, "%v", err)
 	}
@@ -148,17 +163,17 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 	if !Types[*h.Type] {
 		return bad(ReasonUnknownType, "metrictype %q is not one of play, firstframe, seek, buffer, stream, step, pause, error, stop", *h.Type)
 	}
-	if h.Timestamp == nil || string(*h.Timestamp) == "null" {
+	if h.Timestamp == nil {
 		return bad(ReasonMissingTimestamp, "no timestamp")
 	}
-	var ms float64
-	if err := json.Unmarshal(*h.Timestamp, &ms); err != nil || math.IsNaN(ms) {
-		return bad(ReasonAbsurdTimestamp, "timestamp %s is not epoch milliseconds", *h.Timestamp)
+	ms := *h.Timestamp
+	if math.IsNaN(ms) || math.IsInf(ms, 0) || math.Abs(ms) > 1e15 {
+		return bad(ReasonAbsurdTimestamp, "timestamp %v is not epoch milliseconds", ms)
 	}
 	ts := time.UnixMilli(int64(ms)).UTC()
 	if ts.Before(lim.Earliest) || ts.After(now.Add(lim.MaxFuture)) {
-		return bad(ReasonAbsurdTimestamp, "timestamp %s (%s) is before %s or more than %s ahead",
-			*h.Timestamp, ts.Format(time.RFC3339), lim.Earliest.Format(time.DateOnly), lim.MaxFuture)
+		return bad(ReasonAbsurdTimestamp, "timestamp %.0f (%s) is before %s or more than %s ahead",
+			ms, ts.Format(time.RFC3339), lim.Earliest.Format(time.DateOnly), lim.MaxFuture)
 	}
 	return Event{Index: i, Type: *h.Type, Time: ts, Payload: raw}, nil
 }

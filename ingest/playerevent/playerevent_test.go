@@ -106,5 +106,12 @@ func FuzzParse(f *testing.F) {
 		if len(evs) == 0 && len(rejs) == 0 {
 			t.Fatalf("%q: neither accepted nor rejected", data)
 		}
+		// Whatever is accepted is valid JSON by the standard library's
+		// reading, and a JSON object.
+		for _, e := range evs {
+			if !json.Valid(e.Payload) || e.Payload[0] != '{' {
+				t.Fatalf("%q: accepted invalid event %q", data, e.Payload)
+			}
+		}
 	})
 }
