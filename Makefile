@@ -5,7 +5,9 @@ SHELL := bash
 
 GO            ?= go
 EMULATOR_PORT ?= 5055
-STATE_DIR     ?= ./var
+# The demo's catalog and warehouse live with the emulator: a fresh emulator
+# (new streams, new sequence numbers) starts with fresh tables.
+STATE_DIR     ?= .emulator/state
 BIN           := bin/qoslake
 
 # The local emulator accepts any credentials; real AWS ignores these defaults
@@ -20,7 +22,7 @@ EMULATOR_URL := $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:$(EMULATOR_PORT))
 .PHONY: help build test check-format vet check-generated unit emulator-up emulator-down demo bench clean
 
 help:
-	@echo "make demo           local AWS emulator, provision, tables (then the pipeline as it grows)"
+	@echo "make demo           local AWS emulator, provision, simulate traffic, ingest, list the tables"
 	@echo "make test           format, vet, generated-code check, all tests against the emulator"
 	@echo "make bench          Go benchmarks (benchstat-ready output in bench.txt)"
 	@echo "make emulator-up    start moto_server on 127.0.0.1:$(EMULATOR_PORT) (or use AWS_ENDPOINT_URL)"
@@ -53,14 +55,15 @@ check-generated:
 # stopped afterwards. Under CI=true a missing moto_server fails the run
 # (testenv also fails wire tests without AWS_ENDPOINT_URL).
 test: check-format vet check-generated
-	@started=0; \
+	@started=0; ours=1; \
+	if ./scripts/emulator.sh status; then ours=0; fi; \
 	if ./scripts/emulator.sh up; then started=1; \
 	elif [ "$${CI:-}" = "true" ]; then echo "CI: the local AWS emulator is required" >&2; exit 1; \
 	else echo "no emulator: wire tests will be skipped" >&2; fi; \
 	rc=0; \
 	if [ $$started = 1 ]; then export AWS_ENDPOINT_URL=$(EMULATOR_URL); fi; \
 	$(GO) test -race -count=1 -timeout 12m ./... || rc=$$?; \
-	./scripts/emulator.sh down; \
+	if [ $$ours = 1 ]; then ./scripts/emulator.sh down; fi; \
 	exit $$rc
 
 unit:
@@ -70,11 +73,16 @@ demo: build emulator-up
 	@export AWS_ENDPOINT_URL=$(EMULATOR_URL) QOSLAKE_STATE_DIR=$(STATE_DIR); \
 	echo "== provisioning on $$AWS_ENDPOINT_URL"; \
 	$(BIN) provision; \
+	echo; echo "== simulating a minute of traffic (player events to Kinesis, CloudFront logs to S3)"; \
+	$(BIN) simulate --rate 300 --duration 60s --fast --schedule 20s=edge-latency,40s=normal --summary $(STATE_DIR)/simulation.json; \
+	echo; echo "== ingesting to bronze (run --once)"; \
+	$(BIN) run --once; \
 	echo; echo "== tables"; \
 	$(BIN) tables; \
 	echo; \
 	echo "The local stack is up: emulator at $$AWS_ENDPOINT_URL, catalog and warehouse in $(STATE_DIR)."; \
-	echo "Try: AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL $(BIN) scan bronze.player_events --limit 5"; \
+	echo "Try: AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL QOSLAKE_STATE_DIR=$(STATE_DIR) $(BIN) scan bronze.player_events --limit 5"; \
+	echo " or: AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL QOSLAKE_STATE_DIR=$(STATE_DIR) $(BIN) run   (continuous; simulate in another shell)"; \
 	echo "Stop the emulator with: make emulator-down"
 
 bench:

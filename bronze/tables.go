@@ -13,13 +13,13 @@ import (
 const Namespace = "bronze"
 
 var (
-	str   = iceberg.PrimitiveTypes.String
-	i32   = iceberg.PrimitiveTypes.Int32
-	i64   = iceberg.PrimitiveTypes.Int64
-	tstz  = iceberg.PrimitiveTypes.TimestampTz
+	str    = iceberg.PrimitiveTypes.String
+	i32    = iceberg.PrimitiveTypes.Int32
+	i64    = iceberg.PrimitiveTypes.Int64
+	tstz   = iceberg.PrimitiveTypes.TimestampTz
 	binary = iceberg.PrimitiveTypes.Binary
-	day   = iceberg.DayTransform{}
-	ident = iceberg.IdentityTransform{}
+	day    = iceberg.DayTransform{}
+	ident  = iceberg.IdentityTransform{}
 )
 
 // bronzeWrite trades a little compression for speed: bronze is raw input

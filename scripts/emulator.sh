@@ -2,6 +2,7 @@
 # Start or stop the local AWS emulator (moto_server) on 127.0.0.1.
 #   emulator.sh up     start it unless one answers already; wait until it answers
 #   emulator.sh down   stop the one we started, by its PID
+#   emulator.sh status exit 0 when an emulator this folder started is running
 #   emulator.sh url    print the endpoint URL
 # EMULATOR_PORT (default 5055) and EMULATOR_DIR (default .emulator) set where.
 # If AWS_ENDPOINT_URL already points at an emulator that answers (LocalStack,
@@ -29,6 +30,10 @@ up)
 		exit 1
 	fi
 	mkdir -p "$dir"
+	# State kept beside the emulator (the demo's tables) belongs to the
+	# emulator's previous life: its checkpoints name sequence numbers the new
+	# emulator has never issued.
+	rm -rf "$dir/state"
 	moto_server -H 127.0.0.1 -p "$port" >"$dir/moto.log" 2>&1 &
 	echo $! >"$pidfile"
 	for _ in $(seq 1 100); do
@@ -61,8 +66,12 @@ down)
 url)
 	echo "$url"
 	;;
+status)
+	# Exit 0 when an emulator this folder started is running.
+	[ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null
+	;;
 *)
-	echo "usage: $0 up|down|url" >&2
+	echo "usage: $0 up|down|status|url" >&2
 	exit 2
 	;;
 esac
