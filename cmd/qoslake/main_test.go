@@ -135,6 +135,7 @@ func TestRunServesHealthAndShutsDown(t *testing.T) {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	s := newStack(t)
+	s.simulate("--rate", "200", "--duration", "10s")
 	for k, v := range s.env {
 		t.Setenv(k, v)
 	}
@@ -169,8 +170,32 @@ func TestRunServesHealthAndShutsDown(t *testing.T) {
 	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, body := get("/metrics"); code != http.StatusOK || !strings.Contains(body, "go_goroutines") {
-		t.Errorf("/metrics = %d, %d bytes", code, len(body))
+	// Ingest runs: its metrics appear once the first batches commit.
+	want := []string{
+		`qoslake_rows_committed_total{table="bronze.player_events"}`,
+		`qoslake_rows_committed_total{table="bronze.cdn_logs"}`,
+		`qoslake_records_read_total{source="kinesis"}`,
+		`qoslake_records_read_total{source="s3"}`,
+		`qoslake_kinesis_millis_behind_latest{shard="shardId-000000000000"}`,
+		`qoslake_sqs_messages_received_total`,
+		`qoslake_batch_commit_seconds_bucket`,
+		"go_goroutines",
+	}
+	var body string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, body = get("/metrics")
+		missing := false
+		for _, w := range want {
+			missing = missing || !strings.Contains(body, w)
+		}
+		if !missing {
+			break
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("/metrics lacks %s", w)
+		}
 	}
 
 	cancel()
