@@ -33,6 +33,14 @@ type stack struct {
 
 func newStack(t *testing.T, extra ...string) *stack {
 	t.Helper()
+	s := newBareStack(t, extra...)
+	s.mustRun("provision", "--skip-tables")
+	return s
+}
+
+// newBareStack is a stack whose resources are left for the test to create.
+func newBareStack(t *testing.T, extra ...string) *stack {
+	t.Helper()
 	c := testenv.AWS(t)
 	s := &stack{t: t, aws: c, dir: t.TempDir()}
 	s.env = map[string]string{
@@ -46,7 +54,6 @@ func newStack(t *testing.T, extra ...string) *stack {
 	for i := 0; i+1 < len(extra); i += 2 {
 		s.env[extra[i]] = extra[i+1]
 	}
-	s.mustRun("provision", "--skip-tables")
 	return s
 }
 
@@ -198,8 +205,10 @@ func TestKilledProcessLosesAndDuplicatesNothing(t *testing.T) {
 	}
 	s := newStack(t)
 	bin := filepath.Join(t.TempDir(), "qoslake")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	build := exec.Command("make", "-s", "build", "BIN="+bin)
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("make build: %v\n%s", err, out)
 	}
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
