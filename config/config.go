@@ -35,6 +35,7 @@ const (
 	Serve     Group = "serve"
 	Maintain  Group = "maintenance"
 	Ingest    Group = "ingest"
+	Silver    Group = "silver"
 )
 
 // Config is every qoslake setting.
@@ -72,10 +73,23 @@ type Config struct {
 	MaxRecordBytes int
 	MaxLineBytes   int
 
+	Demo            bool
+	PseudonymKey    string
+	PseudonymFile   string
+	PseudonymSecret string
+	Enrich          bool
+	GeoIPCity       string
+	GeoIPASN        string
+	GeoIPReload     time.Duration
+	PlayerLateness  time.Duration
+	CDNLateness     time.Duration
+	SilverEvery     time.Duration
+
 	MaintainEvery   time.Duration
 	SnapshotMaxAge  time.Duration
 	SnapshotsRetain int
 	BronzeRetention time.Duration
+	OrphanMinAge    time.Duration
 }
 
 // Default returns the built-in defaults: a local state folder holding the
@@ -100,10 +114,16 @@ func Default() *Config {
 		BatchMaxAge:      time.Second,
 		MaxRecordBytes:   1 << 20,
 		MaxLineBytes:     64 << 10,
+		Enrich:           true,
+		GeoIPReload:      time.Minute,
+		PlayerLateness:   10 * time.Minute,
+		CDNLateness:      6 * time.Hour,
+		SilverEvery:      2 * time.Second,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
 		SnapshotsRetain:  20,
 		BronzeRetention:  7 * 24 * time.Hour,
+		OrphanMinAge:     time.Hour,
 	}
 }
 
@@ -158,9 +178,22 @@ func (c *Config) Settings() []Setting {
 		s(Ingest, "max-record-bytes", "Kinesis records (or user records) larger than this are rejected as oversized_record", (*intValue)(&c.MaxRecordBytes)),
 		s(Ingest, "max-line-bytes", "CDN log lines longer than this are rejected as oversized_line", (*intValue)(&c.MaxLineBytes)),
 
+		s(Silver, "demo", "demo mode: a public pseudonymisation key when none is configured (never in production)", (*boolValue)(&c.Demo)),
+		s(Silver, "pseudonym-key", "user id pseudonymisation key as <key-id>:<base64 secret of 32+ bytes>", (*secretValue)(&c.PseudonymKey)),
+		s(Silver, "pseudonym-key-file", "file holding the pseudonymisation key (same form)", (*stringValue)(&c.PseudonymFile)),
+		s(Silver, "pseudonym-key-secret", "AWS Secrets Manager secret id or ARN holding the key ({\"key_id\",\"key\"} or the same form)", (*stringValue)(&c.PseudonymSecret)),
+		s(Silver, "enrich", "add geo and network columns from the GeoIP databases (false: leave them empty)", (*boolValue)(&c.Enrich)),
+		s(Silver, "geoip-city", "MaxMind City (or Country) database, .mmdb", (*stringValue)(&c.GeoIPCity)),
+		s(Silver, "geoip-asn", "MaxMind ASN (or ISP) database, .mmdb", (*stringValue)(&c.GeoIPASN)),
+		s(Silver, "geoip-reload", "how often the GeoIP files are checked for changes", (*durationValue)(&c.GeoIPReload)),
+		s(Silver, "player-lateness", "how late a player event may arrive and still be checked for duplicates (the watermark lag)", (*durationValue)(&c.PlayerLateness)),
+		s(Silver, "cdn-lateness", "the same for CDN log lines, which arrive hours late", (*durationValue)(&c.CDNLateness)),
+		s(Silver, "silver-every", "how often run moves new bronze rows to silver", (*durationValue)(&c.SilverEvery)),
+
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
 		s(Maintain, "snapshot-max-age", "snapshots older than this are expired (the last snapshots-retain are kept)", (*durationValue)(&c.SnapshotMaxAge)),
 		s(Maintain, "snapshots-retain", "snapshots always kept per table", (*intValue)(&c.SnapshotsRetain)),
+		s(Maintain, "orphan-min-age", "files no snapshot references are removed once older than this (protects commits in flight)", (*durationValue)(&c.OrphanMinAge)),
 		s(Maintain, "bronze-retention", "age after which bronze rows (raw client IPs) are deleted and their files removed", (*durationValue)(&c.BronzeRetention)),
 	}
 }
@@ -297,9 +330,26 @@ func (c *Config) Resolve(groups ...Group) error {
 			bad("batch-max-age", "must be at least 10ms")
 		}
 	}
+	if hasGroup(groups, Silver) {
+		if c.PseudonymKey == "" && c.PseudonymFile == "" && c.PseudonymSecret == "" && !c.Demo {
+			bad("pseudonym-key", "no pseudonymisation key: set one of --pseudonym-key, --pseudonym-key-file, --pseudonym-key-secret (or --demo to use the public demo key)")
+		}
+		if c.Enrich && (c.GeoIPCity == "" || c.GeoIPASN == "") {
+			bad("geoip-city", "enrichment needs --geoip-city and --geoip-asn (or --enrich=false)")
+		}
+		if c.PlayerLateness < 0 || c.CDNLateness < 0 {
+			bad("player-lateness", "lateness must not be negative")
+		}
+		if c.SilverEvery < 100*time.Millisecond {
+			bad("silver-every", "must be at least 100ms")
+		}
+	}
 	if hasGroup(groups, Maintain) {
 		if c.MaintainEvery < 0 {
 			bad("maintain-every", "must not be negative")
+		}
+		if c.OrphanMinAge <= 0 {
+			bad("orphan-min-age", "must be positive")
 		}
 		if c.SnapshotsRetain < 1 {
 			bad("snapshots-retain", "must be at least 1")
@@ -395,6 +445,17 @@ func (v *durationValue) Set(s string) error {
 	*v = durationValue(d)
 	return nil
 }
+
+// secretValue never shows its value in help or errors.
+type secretValue string
+
+func (v *secretValue) String() string {
+	if *v == "" {
+		return ""
+	}
+	return "(set)"
+}
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
 
 type listValue []string
 

@@ -306,7 +306,7 @@ func TestConcurrentWritersLoseAndDuplicateNothing(t *testing.T) {
 func readAppended(t *testing.T, tbl *lake.Table, from lake.SnapshotPos) ([]string, lake.Increment) {
 	t.Helper()
 	var got []string
-	inc, err := tbl.ReadAppended(t.Context(), from, func(r arrow.RecordBatch) error {
+	inc, err := tbl.ReadAppended(t.Context(), from, 0, func(r arrow.RecordBatch) error {
 		got = append(got, idsOf(r)...)
 		return nil
 	})
@@ -492,5 +492,31 @@ func TestStaleWriterConflictsThenRetries(t *testing.T) {
 	}
 	if got := ids(t, b); !slices.Equal(got, sorted(append(expectIDs("a", 3), expectIDs("b", 3)...))) {
 		t.Errorf("ids = %v", got)
+	}
+}
+
+// Expiry keeps the snapshot a consumer last read and everything after it,
+// however old, and nothing before it beyond the retention.
+func TestExpiryKeepsWhatConsumersStillNeed(t *testing.T) {
+	l := openLake(t, t.TempDir())
+	tbl := ensure(t, l, eventsDef)
+	var positions []lake.SnapshotPos
+	for i := range 6 {
+		commit(t, tbl, lake.Batch{Records: []arrow.RecordBatch{rows(t, tbl, fmt.Sprint("s", i), 2)}})
+		_, inc := readAppended(t, tbl, lake.SnapshotPos{})
+		positions = append(positions, inc.To)
+	}
+	consumer := positions[2] // has read the first three snapshots
+	if _, err := tbl.Maintain(t.Context(), lake.MaintainOptions{
+		MinInputFiles: 1000, ExpireOlderThan: time.Nanosecond, RetainLast: 1, KeepFrom: []lake.SnapshotPos{consumer},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if tbl.Iceberg().SnapshotByID(consumer.SnapshotID) == nil || tbl.Iceberg().SnapshotByID(positions[1].SnapshotID) != nil {
+		t.Fatalf("kept %d snapshots; want the consumer's and the three after it", len(tbl.Iceberg().Metadata().Snapshots()))
+	}
+	got, inc := readAppended(t, tbl, consumer)
+	if inc.Replayed || len(got) != 6 {
+		t.Errorf("consumer read %d rows (replayed %v), want the 6 of the last three snapshots", len(got), inc.Replayed)
 	}
 }

@@ -207,30 +207,48 @@ func (t *Table) compact(ctx context.Context, o MaintainOptions) (in, out int, er
 }
 
 func (t *Table) expire(ctx context.Context, o MaintainOptions) (int, error) {
-	olderThan := o.ExpireOlderThan
 	tbl := t.current()
+	retain := o.RetainLast
 	for _, k := range o.KeepFrom {
-		// Keep what a consumer has yet to read: everything from its
-		// snapshot on (its timestamp bounds the age to expire).
-		if s := tbl.SnapshotByID(k.SnapshotID); s != nil {
-			if age := time.Since(time.UnixMilli(s.TimestampMs)) + time.Minute; age > olderThan {
-				olderThan = age
-			}
+		// Keep what a consumer has yet to read: its snapshot and every one
+		// after it. Expiry keeps the newest N snapshots of the branch, so N
+		// is the consumer's distance from the head, counted exactly rather
+		// than by timestamps.
+		if n := ancestryCount(tbl, k.SnapshotID); n > retain {
+			retain = n
 		}
 	}
 	before := len(tbl.Metadata().Snapshots())
 	err := t.retryCommit(ctx, "expire snapshots", func(tbl *table.Table, tx *table.Transaction) (bool, error) {
-		if len(tbl.Metadata().Snapshots()) <= o.RetainLast {
+		if len(tbl.Metadata().Snapshots()) <= retain {
 			return false, nil
 		}
 		// Files are removed by the orphan pass, after the commit, so a reader
 		// mid-scan is not cut off by this transaction.
-		return true, tx.ExpireSnapshots(table.WithOlderThan(olderThan), table.WithRetainLast(o.RetainLast), table.WithPostCommit(false))
+		return true, tx.ExpireSnapshots(table.WithOlderThan(o.ExpireOlderThan), table.WithRetainLast(retain), table.WithPostCommit(false))
 	})
 	if err != nil {
 		return 0, err
 	}
 	return before - len(t.current().Metadata().Snapshots()), nil
+}
+
+// ancestryCount is how many snapshots there are from the head back to id,
+// both included, or 0 when id is not an ancestor of the head.
+func ancestryCount(tbl *table.Table, id int64) int {
+	meta := tbl.Metadata()
+	n := 0
+	for s := meta.CurrentSnapshot(); s != nil; {
+		n++
+		if s.SnapshotID == id {
+			return n
+		}
+		if s.ParentSnapshotID == nil {
+			return 0
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return 0
 }
 
 func (t *Table) removeOrphans(ctx context.Context, olderThan time.Duration) (int, error) {

@@ -76,13 +76,20 @@ var ErrNoChange = errors.New("no new snapshots")
 // When from is no longer in the table's history (its snapshot was expired),
 // ReadAppended falls back to reading every live data file whose data
 // sequence number is greater than from's, and sets Increment.Replayed.
-func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, fn func(arrow.RecordBatch) error) (Increment, error) {
+//
+// maxRows, when positive, stops the read at the last snapshot that keeps
+// the rows read at or under it (but always reads at least one snapshot), so
+// a consumer catching up commits in bounded steps.
+func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, maxRows int64, fn func(arrow.RecordBatch) error) (Increment, error) {
 	ctx = t.lake.ctx(ctx)
 	tbl := t.current()
 	cur := tbl.CurrentSnapshot()
 	inc := Increment{From: from}
 	if cur == nil || cur.SnapshotID == from.SnapshotID {
 		return inc, ErrNoChange
+	}
+	if maxRows > 0 && !from.IsZero() && tbl.SnapshotByID(from.SnapshotID) != nil {
+		cur = limitSnapshots(tbl, from.SnapshotID, cur, maxRows)
 	}
 	inc.To = SnapshotPos{SnapshotID: cur.SnapshotID, SequenceNumber: cur.SequenceNumber}
 
@@ -129,6 +136,35 @@ func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, fn func(arro
 		}
 	}
 	return inc, nil
+}
+
+// limitSnapshots walks back from cur to from and returns the newest
+// snapshot whose appended rows since from stay within maxRows (at least the
+// first snapshot after from).
+func limitSnapshots(tbl *table.Table, from int64, cur *table.Snapshot, maxRows int64) *table.Snapshot {
+	meta := tbl.Metadata()
+	var chain []*table.Snapshot
+	for s := cur; s != nil && s.SnapshotID != from; {
+		chain = append(chain, s)
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	var rows int64
+	pick := cur
+	for i := len(chain) - 1; i >= 0; i-- {
+		s := chain[i]
+		if s.Summary != nil && s.Summary.Operation == table.OpAppend {
+			n, _ := strconv.ParseInt(s.Summary.Properties["added-records"], 10, 64)
+			rows += n
+		}
+		if rows > maxRows && i != len(chain)-1 {
+			return pick
+		}
+		pick = s
+	}
+	return pick
 }
 
 func isAncestor(tbl *table.Table, id int64, s *table.Snapshot) bool {

@@ -18,6 +18,7 @@ type Metrics struct {
 	CommitConflicts *prometheus.CounterVec
 	MaintenanceRuns *prometheus.CounterVec
 	Ingest          *Ingest
+	Silver          *Silver
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -39,6 +40,7 @@ func New() *Metrics {
 		}, []string{"table", "outcome"}),
 	}
 	m.Ingest = newIngest(m.Registry)
+	m.Silver = newSilver(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -128,4 +130,41 @@ func (i *Ingest) MessagesReceived(queue string, n int) {
 func (i *Ingest) ObjectRead(lines, bytes int) {
 	i.RecordsRead.WithLabelValues("s3").Add(float64(lines))
 	i.BytesRead.WithLabelValues("s3").Add(float64(bytes))
+}
+
+// Silver holds the silver stage's collectors.
+type Silver struct {
+	Invalid    *prometheus.CounterVec
+	Duplicates *prometheus.CounterVec
+	Watermarks *prometheus.GaugeVec
+}
+
+func newSilver(reg *prometheus.Registry) *Silver {
+	s := &Silver{
+		Invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "invalid_values_total",
+			Help: "Values left empty in silver because they were absurd or malformed, by table and field.",
+		}, []string{"table", "field"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "duplicates_dropped_total",
+			Help: "Events dropped as duplicates within the watermark, by table.",
+		}, []string{"table"}),
+		Watermarks: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "watermark_seconds",
+			Help: "Event-time watermark (newest event time minus allowed lateness), Unix seconds, by table.",
+		}, []string{"table"}),
+	}
+	reg.MustRegister(s.Invalid, s.Duplicates, s.Watermarks)
+	return s
+}
+
+// InvalidValue implements silver.Observer.
+func (s *Silver) InvalidValue(table, field string) { s.Invalid.WithLabelValues(table, field).Inc() }
+
+// Duplicate implements silver.Observer.
+func (s *Silver) Duplicate(table string) { s.Duplicates.WithLabelValues(table).Inc() }
+
+// Watermark implements silver.Observer.
+func (s *Silver) Watermark(table string, t time.Time) {
+	s.Watermarks.WithLabelValues(table).Set(float64(t.Unix()))
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/qoslake/qoslake/config"
 	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/metrics"
+	"github.com/qoslake/qoslake/silver"
 )
 
 // Exit codes.
@@ -72,7 +74,8 @@ func commands() []*command {
 		maintainCommand(),
 		simulateCommand(),
 		notYet("serve", "serve the NOC dashboard", "the dashboard issue"),
-		notYet("check", "run a local file through parsing and the silver transform", "the silver issue"),
+		checkCommand(),
+		demoGeoIPCommand(),
 		notYet("bench", "measure the pipeline stages on this machine", "the ingest/bronze issue"),
 		versionCommand(),
 	}
@@ -144,6 +147,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(m.Stderr, "qoslake %s: %v\n", c.name, err)
 		return exitUsage
+	case errors.Is(err, errSomeRejected):
+		return exitFailure
 	case errors.Is(err, errNotImplemented):
 		fmt.Fprintf(m.Stderr, "qoslake %s: %v\n", c.name, err)
 		return exitNotImplemented
@@ -318,7 +323,7 @@ func (m *Main) EnsureTables(ctx context.Context) (map[string]*lake.Table, error)
 		return nil, err
 	}
 	out := map[string]*lake.Table{}
-	for _, def := range bronze.Tables {
+	for _, def := range slices.Concat(bronze.Tables, silver.Tables) {
 		t, err := l.Ensure(ctx, def)
 		if err != nil {
 			return nil, err

@@ -22,6 +22,9 @@ import (
 	"github.com/qoslake/qoslake/simulate"
 )
 
+// testKey is the pseudonymisation key of the test stacks.
+const testKey = "test-1:dGVzdC1rZXktb2YtdGhpcnR5LXR3by1ieXRlcy1sb25nIQ=="
+
 // stack is one isolated deployment on the shared emulator: its own
 // resource prefix and state folder.
 type stack struct {
@@ -43,7 +46,14 @@ func newBareStack(t *testing.T, extra ...string) *stack {
 	t.Helper()
 	c := testenv.AWS(t)
 	s := &stack{t: t, aws: c, dir: t.TempDir()}
+	city, asn, err := simulate.WriteGeoIP(filepath.Join(s.dir, "geoip"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.env = map[string]string{
+		"QOSLAKE_GEOIP_CITY":    city,
+		"QOSLAKE_GEOIP_ASN":     asn,
+		"QOSLAKE_PSEUDONYM_KEY": testKey,
 		"QOSLAKE_STATE_DIR":     s.dir,
 		"QOSLAKE_PREFIX":        testenv.Name("e2e"),
 		"QOSLAKE_BATCH_MAX_AGE": "200ms",

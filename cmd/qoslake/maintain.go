@@ -101,6 +101,7 @@ func (m *Main) MaintainAll(ctx context.Context, only string, now time.Time) ([]l
 			ExpireOlderThan: m.Config.SnapshotMaxAge,
 			RetainLast:      m.Config.SnapshotsRetain,
 			KeepFrom:        keep[n],
+			OrphanOlderThan: m.Config.OrphanMinAge,
 		}
 		if strings.HasPrefix(n, bronze.Namespace+".") {
 			// Raw client IPs live only in bronze: its rows have an age limit.

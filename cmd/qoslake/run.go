@@ -25,12 +25,13 @@ commits what is in flight and exits. With --once, processes what is
 available at start, commits and exits 0.
 
 Stages in this version: Kinesis player events and CDN logs (S3 events on
-SQS) into the bronze tables, exactly once; table maintenance every
---maintain-every. Silver and gold stages join as their issues land.
+SQS) into the bronze tables, exactly once; bronze to silver (typed,
+anonymised, enriched, de-duplicated) every --silver-every; table maintenance
+every --maintain-every. Gold joins as its issue lands.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
-		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest},
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Silver},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
 		},
@@ -43,7 +44,19 @@ Health and metrics are served on --http-addr: /healthz (alive), /readyz
 				if err != nil {
 					return err
 				}
-				return m.Ingest(ctx, tables, true)
+				t, _, err := m.Transformer(ctx)
+				if err != nil {
+					return err
+				}
+				if err := m.Ingest(ctx, tables, true); err != nil {
+					return err
+				}
+				for _, s := range m.SilverStages(tables, t) {
+					if err := s.Drain(ctx); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			return m.RunPipeline(ctx)
 		},
@@ -72,6 +85,21 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t, geo, err := m.Transformer(ctx)
+	if err != nil {
+		return err
+	}
+	if geo != nil {
+		go geo.Watch(ctx, m.Config.GeoIPReload)
+	}
+	silverDone := make(chan struct{})
+	go func() {
+		defer close(silverDone)
+		m.runSilver(ctx, m.SilverStages(tables, t))
+	}()
+	// Whatever way this returns, the silver pass in flight finishes first:
+	// the catalog closes after it.
+	defer func() { <-silverDone }()
 	ingest := make(chan error, 1)
 	go func() { ingest <- m.Ingest(ctx, tables, false) }()
 	ready.Store(true)

@@ -1,0 +1,301 @@
+package silver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+
+	"github.com/qoslake/qoslake/ingest/cloudfront"
+	"github.com/qoslake/qoslake/lake"
+)
+
+// Kind says which bronze table a stage reads.
+type Kind int
+
+// The two silver stages.
+const (
+	Player Kind = iota
+	CDN
+)
+
+// watermarkKey is the silver checkpoint key holding the watermark (event
+// time in Unix microseconds, minus the allowed lateness).
+const watermarkKey = "watermark"
+
+// Observer is told about what the stage drops and repairs, for metrics.
+type Observer interface {
+	InvalidValue(table, field string)
+	Duplicate(table string)
+	Watermark(table string, t time.Time)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) InvalidValue(string, string) {}
+func (nopObserver) Duplicate(string)            {}
+func (nopObserver) Watermark(string, time.Time) {}
+
+// Stage moves what bronze committed since silver's checkpoint into silver:
+// typed, anonymised, enriched and de-duplicated. Each silver commit records
+// the bronze snapshot it consumed (compare-and-set), so a crash or restart
+// neither loses nor repeats rows.
+type Stage struct {
+	Kind           Kind
+	Bronze, Silver *lake.Table
+	Transformer    *Transformer
+	// Lateness is how far behind the newest event time an event may arrive
+	// and still be checked for duplicates: the watermark is the newest
+	// event time minus Lateness.
+	Lateness time.Duration
+	// MaxRows bounds one commit when catching up (default 500,000).
+	MaxRows  int64
+	Logger   *slog.Logger
+	Observer Observer
+
+	seen    *dedup
+	headers map[string]*cloudfront.Header
+}
+
+func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Observer == nil {
+		s.Observer = nopObserver{}
+	}
+	if s.MaxRows <= 0 {
+		s.MaxRows = 500_000
+	}
+	if s.headers == nil {
+		s.headers = map[string]*cloudfront.Header{}
+	}
+	if s.seen != nil {
+		return nil
+	}
+	wm, _ := strconv.ParseInt(cp[watermarkKey], 10, 64)
+	s.seen = newDedup(s.Lateness, wm)
+	if wm == 0 {
+		return nil
+	}
+	// Rebuild the ids within the watermark from silver itself.
+	col := s.timeColumn()
+	filter := iceberg.GreaterThanEqual(iceberg.Reference(col), iceberg.Timestamp(wm))
+	return s.Silver.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"event_id", col}}, func(r arrow.RecordBatch) error {
+		ids := column[*array.String](r, "event_id")
+		ts := column[*array.Timestamp](r, col)
+		for i := range ids.Len() {
+			s.seen.add(ids.Value(i), int64(ts.Value(i)))
+		}
+		return nil
+	})
+}
+
+func (s *Stage) timeColumn() string {
+	if s.Kind == CDN {
+		return "log_time"
+	}
+	return "event_time"
+}
+
+// RunOnce moves one increment (at most MaxRows rows) and returns how many
+// rows it wrote; lake.ErrNoChange when bronze has nothing new.
+func (s *Stage) RunOnce(ctx context.Context) (int, error) {
+	if _, err := s.Silver.Refresh(ctx); err != nil {
+		return 0, err
+	}
+	if _, err := s.Bronze.Refresh(ctx); err != nil {
+		return 0, err
+	}
+	cp, err := s.Silver.Checkpoint()
+	if err != nil {
+		return 0, err
+	}
+	if err := s.init(ctx, cp); err != nil {
+		return 0, err
+	}
+	upKey := lake.UpstreamKey(s.Bronze.Name())
+	from, err := lake.ParseSnapshotPos(cp[upKey])
+	if err != nil {
+		return 0, err
+	}
+	out, err := newCols(s.Silver)
+	if err != nil {
+		return 0, err
+	}
+	defer out.b.Release()
+	var rows, dups int
+	var fields []string
+	inc, err := s.Bronze.ReadAppended(ctx, from, s.MaxRows, func(r arrow.RecordBatch) error {
+		var n, d int
+		var err error
+		if s.Kind == CDN {
+			n, d, fields, err = s.cdn(r, out, fields)
+		} else {
+			n, d, err = s.player(r, out)
+		}
+		rows += n
+		dups += d
+		return err
+	})
+	if errors.Is(err, lake.ErrNoChange) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%s from %s: %w", s.Silver.Name(), s.Bronze.Name(), err)
+	}
+	if inc.Replayed {
+		s.Logger.Warn("bronze snapshot expired before silver read it; re-read by sequence number, duplicates dropped by event id",
+			"bronze", s.Bronze.Name(), "from", inc.From.String())
+	}
+	rec := out.b.NewRecordBatch()
+	defer rec.Release()
+	adv := []lake.Position{{Key: upKey, From: cp[upKey], To: inc.To.String()}}
+	if wm := strconv.FormatInt(s.seen.watermark(), 10); s.seen.max > 0 && wm != cp[watermarkKey] {
+		adv = append(adv, lake.Position{Key: watermarkKey, From: cp[watermarkKey], To: wm})
+	}
+	if _, err := s.Silver.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rec}, Advance: adv}); err != nil {
+		// The dedup state may hold ids of rows that did not land: rebuild it
+		// from silver on the next run.
+		s.seen = nil
+		return 0, fmt.Errorf("commit %s: %w", s.Silver.Name(), err)
+	}
+	s.seen.prune()
+	s.Observer.Watermark(s.Silver.Name(), time.UnixMicro(s.seen.watermark()))
+	s.Logger.Debug("silver committed", "table", s.Silver.Name(), "rows", rows, "duplicates", dups, "bronze_snapshot", inc.To.SnapshotID)
+	return rows, nil
+}
+
+// Drain runs until bronze has nothing new.
+func (s *Stage) Drain(ctx context.Context) error {
+	for {
+		_, err := s.RunOnce(ctx)
+		if errors.Is(err, lake.ErrNoChange) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func column[T arrow.Array](r arrow.RecordBatch, name string) T {
+	return r.Column(r.Schema().FieldIndices(name)[0]).(T)
+}
+
+func (s *Stage) player(r arrow.RecordBatch, out *cols) (rows, dups int, err error) {
+	payload := column[*array.String](r, "payload")
+	types := column[*array.String](r, "event_type")
+	times := column[*array.Timestamp](r, "event_time")
+	shards := column[*array.String](r, "shard_id")
+	seqs := column[*array.String](r, "sequence_number")
+	ingest := column[*array.Timestamp](r, "ingest_time")
+	name := s.Silver.Name()
+	for i := range int(r.NumRows()) {
+		t := int64(times.Value(i))
+		row, probs, err := s.Transformer.PlayerEvent([]byte(payload.Value(i)), types.Value(i), time.UnixMicro(t).UTC())
+		if err != nil {
+			// Bronze accepted it as a JSON object; this cannot happen unless
+			// bronze was written by something else.
+			s.Logger.Error("bronze payload unreadable", "shard", shards.Value(i), "sequence", seqs.Value(i), "error", err)
+			continue
+		}
+		if !s.seen.add(row.EventID, t) {
+			dups++
+			s.Observer.Duplicate(name)
+			continue
+		}
+		for _, p := range probs {
+			s.Observer.InvalidValue(name, p.Field)
+		}
+		row.ShardID, row.SequenceNumber = shards.Value(i), seqs.Value(i)
+		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
+		out.player(&row)
+		rows++
+	}
+	return rows, dups, nil
+}
+
+func (s *Stage) cdn(r arrow.RecordBatch, out *cols, fields []string) (rows, dups int, _ []string, err error) {
+	lines := column[*array.String](r, "line")
+	headers := column[*array.String](r, "fields")
+	times := column[*array.Timestamp](r, "log_time")
+	keys := column[*array.String](r, "object_key")
+	numbers := column[*array.Int64](r, "line_number")
+	ingest := column[*array.Timestamp](r, "ingest_time")
+	name := s.Silver.Name()
+	for i := range int(r.NumRows()) {
+		raw := headers.Value(i)
+		h, ok := s.headers[raw]
+		if !ok {
+			if h, err = cloudfront.ParseHeader(raw); err != nil {
+				return rows, dups, fields, fmt.Errorf("bronze #Fields %q: %w", raw, err)
+			}
+			s.headers[raw] = h
+		}
+		t := int64(times.Value(i))
+		var row CDNRow
+		var probs []Problem
+		row, probs, fields = s.Transformer.CDNLine(h, lines.Value(i), time.UnixMicro(t).UTC(), fields)
+		if !s.seen.add(row.EventID, t) {
+			dups++
+			s.Observer.Duplicate(name)
+			continue
+		}
+		for _, p := range probs {
+			s.Observer.InvalidValue(name, p.Field)
+		}
+		row.ObjectKey, row.LineNumber = keys.Value(i), numbers.Value(i)
+		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
+		out.cdn(&row)
+		rows++
+	}
+	return rows, dups, fields, nil
+}
+
+// dedup remembers the ids of events within the watermark.
+type dedup struct {
+	lateness int64 // microseconds
+	max      int64 // newest event time seen (Unix microseconds)
+	seen     map[string]int64
+}
+
+func newDedup(lateness time.Duration, watermark int64) *dedup {
+	d := &dedup{lateness: lateness.Microseconds(), seen: map[string]int64{}}
+	if watermark != 0 {
+		d.max = watermark + d.lateness
+	}
+	return d
+}
+
+func (d *dedup) watermark() int64 { return d.max - d.lateness }
+
+// add reports whether id is new. Ids older than the watermark are not
+// remembered (a duplicate of one of those is not caught).
+func (d *dedup) add(id string, t int64) bool {
+	if _, ok := d.seen[id]; ok {
+		return false
+	}
+	if t > d.max {
+		d.max = t
+	}
+	if t >= d.watermark() {
+		d.seen[id] = t
+	}
+	return true
+}
+
+func (d *dedup) prune() {
+	wm := d.watermark()
+	for id, t := range d.seen {
+		if t < wm {
+			delete(d.seen, id)
+		}
+	}
+}

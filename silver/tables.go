@@ -1,0 +1,135 @@
+// Package silver turns bronze into the tables analysts and the gold stage
+// read: typed, privacy-safe (client IPs truncated, user ids pseudonymised),
+// enriched with geo, network and user-agent columns, de-duplicated within
+// the watermark, and exactly once with respect to bronze.
+package silver
+
+import (
+	"slices"
+
+	"github.com/apache/iceberg-go"
+
+	"github.com/qoslake/qoslake/lake"
+)
+
+// Namespace of the silver tables.
+const Namespace = "silver"
+
+var (
+	str  = iceberg.PrimitiveTypes.String
+	i32  = iceberg.PrimitiveTypes.Int32
+	i64  = iceberg.PrimitiveTypes.Int64
+	f64  = iceberg.PrimitiveTypes.Float64
+	tstz = iceberg.PrimitiveTypes.TimestampTz
+	bln  = iceberg.PrimitiveTypes.Bool
+)
+
+// enrichment columns shared by both tables.
+var enrichment = []lake.Column{
+	{Name: "client_ip", Type: str, Doc: "client address truncated to its network (IPv4 /24, IPv6 /48); the full address never leaves bronze"},
+	{Name: "country", Type: str, Doc: "ISO 3166-1 alpha-2 country of the client address"},
+	{Name: "subdivision", Type: str, Doc: "ISO 3166-2 subdivision code (without the country)"},
+	{Name: "city", Type: str, Doc: "city name (English)"},
+	{Name: "asn", Type: i64, Doc: "autonomous system number of the client's network"},
+	{Name: "isp", Type: str, Doc: "ISP, or the AS organisation"},
+}
+
+// PlayerEventsTable is silver.player_events.
+var PlayerEventsTable = lake.TableDef{
+	Namespace: Namespace,
+	Name:      "player_events",
+	Doc:       "Player events: typed, user ids pseudonymised, client IPs truncated, geo and ISP added, de-duplicated.",
+	Columns: slices.Concat([]lake.Column{
+		{Name: "event_id", Type: str, Required: true, Doc: "stable id: SHA-256 of the event's JSON (duplicates share it)"},
+		{Name: "event_type", Type: str, Required: true, Doc: "play, firstframe, seek, buffer, stream, step, pause, error, stop"},
+		{Name: "event_time", Type: tstz, Required: true, Doc: "when the event happened (player clock)"},
+		{Name: "session_id", Type: str},
+		{Name: "user_key", Type: str, Doc: "HMAC-SHA-256 pseudonym of user_id (hex)"},
+		{Name: "key_id", Type: str, Doc: "id of the key user_key was made with"},
+		{Name: "video_id", Type: str},
+		{Name: "playlist_type", Type: str, Doc: "live, vod or event"},
+		{Name: "position_s", Type: f64, Doc: "playhead position, seconds (at)"},
+		{Name: "response_ms", Type: f64, Doc: "response time of the request behind the event, ms (rt)"},
+		{Name: "connection_type", Type: str},
+		{Name: "package", Type: str, Doc: "hls, dash, ..."},
+		{Name: "resolution", Type: str, Doc: "WIDTHxHEIGHT"},
+		{Name: "width", Type: i32},
+		{Name: "height", Type: i32},
+		{Name: "fps", Type: f64},
+		{Name: "bitrate_bps", Type: i64, Doc: "average bitrate, bits per second (avg_bitrate)"},
+		{Name: "video_duration_s", Type: f64, Doc: "duration of the video, seconds (duration, except on buffer events)"},
+		{Name: "buffer_type", Type: str, Doc: "firstbuffer (start-up) or rebuffer (a stall)"},
+		{Name: "buffer_duration_ms", Type: f64, Doc: "length of a buffer event, ms (duration on buffer events)"},
+		{Name: "cdn_tracking_id", Type: str, Doc: "x-edge-request-id of the CloudFront request that served the segment"},
+		{Name: "app_type", Type: str, Doc: "app or platform"},
+		{Name: "app_version", Type: str},
+		{Name: "device_type", Type: str},
+		{Name: "os", Type: str},
+		{Name: "browser", Type: str},
+		{Name: "error_code", Type: str},
+		{Name: "error_message", Type: str},
+	}, enrichment, []lake.Column{
+		{Name: "shard_id", Type: str, Doc: "lineage: Kinesis shard"},
+		{Name: "sequence_number", Type: str, Doc: "lineage: Kinesis sequence number"},
+		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when bronze read the record"},
+	}),
+	Partition: []lake.PartitionField{
+		{Column: "event_time", Transform: iceberg.DayTransform{}, Name: "event_day"},
+		{Column: "event_type", Transform: iceberg.IdentityTransform{}, Name: "event_type"},
+	},
+}
+
+// CDNLogsTable is silver.cdn_logs: one row per CloudFront request.
+var CDNLogsTable = lake.TableDef{
+	Namespace: Namespace,
+	Name:      "cdn_logs",
+	Doc:       "CloudFront requests: typed, client IPs truncated, geo, ISP and user agent added, de-duplicated.",
+	Columns: slices.Concat([]lake.Column{
+		{Name: "event_id", Type: str, Required: true, Doc: "stable id: SHA-256 of the log line"},
+		{Name: "log_time", Type: tstz, Required: true, Doc: "date and time of the request (UTC, second precision)"},
+		{Name: "edge_location", Type: str, Doc: "x-edge-location, e.g. FRA56-P3"},
+		{Name: "pop", Type: str, Doc: "the edge location's 3-letter airport code, e.g. FRA"},
+		{Name: "sc_bytes", Type: i64, Doc: "bytes served to the viewer"},
+		{Name: "method", Type: str},
+		{Name: "host", Type: str, Doc: "cs(Host): the distribution's domain"},
+		{Name: "uri_stem", Type: str},
+		{Name: "uri_query", Type: str},
+		{Name: "status", Type: i32, Doc: "HTTP status; 0 when the viewer closed the connection first (000)"},
+		{Name: "referer", Type: str},
+		{Name: "user_agent", Type: str, Doc: "decoded cs(User-Agent)"},
+		{Name: "browser", Type: str, Doc: "browser family from the user agent"},
+		{Name: "os", Type: str, Doc: "OS family from the user agent"},
+		{Name: "device_type", Type: str, Doc: "mobile, tablet, desktop, tv, bot, other"},
+		{Name: "is_bot", Type: bln},
+		{Name: "edge_result_type", Type: str, Doc: "Hit, RefreshHit, Miss, Error, ..."},
+		{Name: "edge_response_result_type", Type: str},
+		{Name: "edge_detailed_result_type", Type: str},
+		{Name: "edge_request_id", Type: str, Doc: "x-edge-request-id; equals the player's cdn_tracking_id"},
+		{Name: "host_header", Type: str},
+		{Name: "protocol", Type: str, Doc: "http, https, ws, wss"},
+		{Name: "protocol_version", Type: str, Doc: "HTTP/1.1, HTTP/2.0, HTTP/3.0"},
+		{Name: "cs_bytes", Type: i64, Doc: "bytes of the request"},
+		{Name: "time_taken_ms", Type: f64, Doc: "time-taken: request received to last byte sent, ms"},
+		{Name: "ttfb_ms", Type: f64, Doc: "time-to-first-byte, ms"},
+		{Name: "forwarded_for", Type: str, Doc: "x-forwarded-for, each address truncated"},
+		{Name: "ssl_protocol", Type: str},
+		{Name: "ssl_cipher", Type: str},
+		{Name: "client_port", Type: i32},
+		{Name: "content_type", Type: str},
+		{Name: "content_length", Type: i64},
+		{Name: "range_start", Type: i64},
+		{Name: "range_end", Type: i64},
+		{Name: "cache_hit", Type: bln, Doc: "edge result Hit or RefreshHit"},
+		{Name: "error", Type: bln, Doc: "edge result Error, or status 5xx or 000"},
+	}, enrichment, []lake.Column{
+		{Name: "object_key", Type: str, Doc: "lineage: the log object"},
+		{Name: "line_number", Type: i64, Doc: "lineage: line in the object"},
+		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when bronze read the object"},
+	}),
+	Partition: []lake.PartitionField{
+		{Column: "log_time", Transform: iceberg.DayTransform{}, Name: "log_day"},
+	},
+}
+
+// Tables are all silver tables.
+var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable}
