@@ -22,7 +22,7 @@ EMULATOR_URL := $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:$(EMULATOR_PORT))
 .PHONY: help build test check-format vet check-generated lint-infra unit emulator-up emulator-down demo bench clean
 
 help:
-	@echo "make demo           local AWS emulator, provision, simulate traffic, ingest, list the tables"
+	@echo "make demo           local AWS emulator, provision, simulate traffic, bronze and silver, list the tables"
 	@echo "make test           format, vet, generated-code check, all tests against the emulator"
 	@echo "make bench          Go benchmarks (benchstat-ready output in bench.txt)"
 	@echo "make emulator-up    start moto_server on 127.0.0.1:$(EMULATOR_PORT) (or use AWS_ENDPOINT_URL)"
@@ -78,20 +78,28 @@ test: check-format vet check-generated lint-infra
 unit:
 	$(GO) test -count=1 ./...
 
+# Demo mode: the public pseudonymisation key, and GeoIP databases for the
+# simulator's address ranges (use MaxMind's in production).
 demo: build emulator-up
-	@export AWS_ENDPOINT_URL=$(EMULATOR_URL) QOSLAKE_STATE_DIR=$(STATE_DIR); \
+	@export AWS_ENDPOINT_URL=$(EMULATOR_URL) QOSLAKE_STATE_DIR=$(STATE_DIR) QOSLAKE_DEMO=true \
+		QOSLAKE_GEOIP_CITY=$(STATE_DIR)/geoip/qoslake-demo-City.mmdb QOSLAKE_GEOIP_ASN=$(STATE_DIR)/geoip/qoslake-demo-ASN.mmdb; \
+	$(BIN) demo-geoip $(STATE_DIR)/geoip >/dev/null; \
+	printf 'export AWS_ENDPOINT_URL=%s AWS_REGION=%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\nexport QOSLAKE_STATE_DIR=%s QOSLAKE_DEMO=true QOSLAKE_GEOIP_CITY=%s QOSLAKE_GEOIP_ASN=%s\n' \
+		"$$AWS_ENDPOINT_URL" "$$AWS_REGION" "$$AWS_ACCESS_KEY_ID" "$$AWS_SECRET_ACCESS_KEY" "$$QOSLAKE_STATE_DIR" "$$QOSLAKE_GEOIP_CITY" "$$QOSLAKE_GEOIP_ASN" > $(STATE_DIR)/demo.env; \
 	echo "== provisioning on $$AWS_ENDPOINT_URL"; \
 	$(BIN) provision; \
 	echo; echo "== simulating a minute of traffic (player events to Kinesis, CloudFront logs to S3)"; \
 	$(BIN) simulate --rate 300 --duration 60s --fast --schedule 20s=edge-latency,40s=normal --summary $(STATE_DIR)/simulation.json; \
-	echo; echo "== ingesting to bronze (run --once)"; \
+	echo; echo "== ingesting to bronze and refining to silver (run --once)"; \
 	$(BIN) run --once; \
 	echo; echo "== tables"; \
 	$(BIN) tables; \
 	echo; \
 	echo "The local stack is up: emulator at $$AWS_ENDPOINT_URL, catalog and warehouse in $(STATE_DIR)."; \
-	echo "Try: AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL QOSLAKE_STATE_DIR=$(STATE_DIR) $(BIN) scan bronze.player_events --limit 5"; \
-	echo " or: AWS_ENDPOINT_URL=$$AWS_ENDPOINT_URL QOSLAKE_STATE_DIR=$(STATE_DIR) $(BIN) run   (continuous; simulate in another shell)"; \
+	echo "Its settings are in $(STATE_DIR)/demo.env. Try:"; \
+	echo "  . $(STATE_DIR)/demo.env && $(BIN) scan silver.cdn_logs --limit 5"; \
+	echo "  . $(STATE_DIR)/demo.env && $(BIN) run        # continuous; and in another shell:"; \
+	echo "  . $(STATE_DIR)/demo.env && $(BIN) simulate --rate 50 --duration 10m --interactive"; \
 	echo "Stop the emulator with: make emulator-down"
 
 bench:
