@@ -25,6 +25,8 @@ var services = map[string]string{
 	"github.com/aws/aws-sdk-go-v2/service/sqs":     "sqs",
 	"github.com/aws/aws-sdk-go-v2/service/sns":     "sns",
 	"github.com/aws/aws-sdk-go-v2/service/glue":    "glue",
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager": "secretsmanager",
 }
 
 // actionFor names the IAM action of an API operation where they differ.

@@ -67,6 +67,10 @@ func TestBadSettingsFailAtStartNamingTheSetting(t *testing.T) {
 		{"bad prefix", nil, []string{"provision", "--prefix", "Not_OK"}, "--prefix"},
 		{"bad route", nil, []string{"provision", "--notify-via", "email"}, "--notify-via"},
 		{"short retention", nil, []string{"maintain", "--bronze-retention", "5m"}, "--bronze-retention"},
+		{"no pseudonymisation key", nil, []string{"check", "--enrich=false", "x.jsonl"}, "--pseudonym-key"},
+		{"weak key", map[string]string{"QOSLAKE_PSEUDONYM_KEY": "k:c2hvcnQ="}, []string{"check", "--enrich=false", "x.jsonl"}, "at least 32"},
+		{"no geoip databases", map[string]string{"QOSLAKE_DEMO": "true"}, []string{"check", "x.jsonl"}, "--geoip-city"},
+		{"unreadable geoip database", map[string]string{"QOSLAKE_DEMO": "true", "QOSLAKE_GEOIP_CITY": "/nonexistent/City.mmdb", "QOSLAKE_GEOIP_ASN": "/nonexistent/ASN.mmdb"}, []string{"check", "x.jsonl"}, "/nonexistent/City.mmdb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, _, errOut := run(t, tc.env, tc.args...)
