@@ -102,14 +102,16 @@ func TestProvisionCreatesEverythingAndIsIdempotent(t *testing.T) {
 	if len(second.Resources) != len(first.Resources) {
 		t.Errorf("second run reported %d resources, first %d", len(second.Resources), len(first.Resources))
 	}
-	topics, err := c.SNS.ListTopics(ctx, &sns.ListTopicsInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	for _, tp := range topics.Topics {
-		if strings.HasSuffix(*tp.TopicArn, ":"+s.AlertsTopic) {
-			n++
+	for pg := sns.NewListTopicsPaginator(c.SNS, &sns.ListTopicsInput{}); pg.HasMorePages(); {
+		topics, err := pg.NextPage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tp := range topics.Topics {
+			if strings.HasSuffix(*tp.TopicArn, ":"+s.AlertsTopic) {
+				n++
+			}
 		}
 	}
 	if n != 1 {
