@@ -62,7 +62,7 @@ func BenchmarkPlayerEventPath(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		p.Add(batch)
-		rec := p.events.record()
+		rec := p.events.Batch()
 		buf.Reset()
 		w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.DefaultWriterProps())
 		if err != nil {

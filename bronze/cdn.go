@@ -42,7 +42,7 @@ type CDNLogs struct {
 	Observer     Observer
 	Now          func() time.Time
 
-	logs, rejects *rowBuilder
+	logs, rejects *lake.Rows
 	pending       []s3sqs.Message
 	pendingRefs   map[string]bool
 	nRows, nBytes int
@@ -68,10 +68,10 @@ func (c *CDNLogs) init() error {
 	}
 	c.Batching = c.Batching.withDefaults()
 	var err error
-	if c.logs, err = newRowBuilder(c.Logs); err != nil {
+	if c.logs, err = c.Logs.NewRows(); err != nil {
 		return err
 	}
-	if c.rejects, err = newRowBuilder(c.Rejects); err != nil {
+	if c.rejects, err = c.Rejects.NewRows(); err != nil {
 		return err
 	}
 	c.pendingRefs = map[string]bool{}
@@ -84,8 +84,8 @@ func (c *CDNLogs) Run(ctx context.Context, once bool) error {
 	if err := c.init(); err != nil {
 		return err
 	}
-	defer c.logs.release()
-	defer c.rejects.release()
+	defer c.logs.Release()
+	defer c.rejects.Release()
 	// A flush (commit, then delete) runs to its end even when shutdown
 	// begins during it.
 	flush := func() error {
@@ -307,14 +307,14 @@ func (c *CDNLogs) stage(m s3sqs.Message, st staged) {
 		o := ol.obj
 		for _, l := range ol.lines {
 			rb := c.logs
-			rb.ts("log_time", l.Time)
-			rb.str("bucket", o.Bucket)
-			rb.str("object_key", o.Key)
-			rb.str("etag", o.ETag)
-			rb.i64("line_number", l.Number)
-			rb.str("fields", l.Header.Raw)
-			rb.str("line", l.Text)
-			rb.ts("ingest_time", now)
+			rb.Time("log_time", l.Time)
+			rb.String("bucket", o.Bucket)
+			rb.String("object_key", o.Key)
+			rb.String("etag", o.ETag)
+			rb.Int64("line_number", l.Number)
+			rb.String("fields", l.Header.Raw)
+			rb.String("line", l.Text)
+			rb.Time("ingest_time", now)
 		}
 		c.nRows += len(ol.lines)
 		c.nBytes += ol.bytes
@@ -334,14 +334,14 @@ func (c *CDNLogs) Flush(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	rej := c.rejects.record()
+	rej := c.rejects.Batch()
 	defer rej.Release()
 	if rej.NumRows() > 0 {
 		if _, err := c.Rejects.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rej}}); err != nil {
 			return fmt.Errorf("commit cdn rejects: %w", err)
 		}
 	}
-	rec := c.logs.record()
+	rec := c.logs.Batch()
 	defer rec.Release()
 	if rec.NumRows() > 0 {
 		if _, err := c.Logs.Commit(ctx, lake.Batch{

@@ -41,7 +41,7 @@ type PlayerEvents struct {
 	committed map[string]string // shard → position committed in Events
 	rejectsAt map[string]string // shard → position committed in Rejects
 
-	events, rejects *rowBuilder
+	events, rejects *lake.Rows
 	nEvents, nBytes int
 	pendingRejects  []shardReject
 	pendingLast     map[string]string
@@ -99,10 +99,10 @@ func (p *PlayerEvents) init() error {
 		return errors.New("bronze player events: call Positions before Run")
 	}
 	var err error
-	if p.events, err = newRowBuilder(p.Events); err != nil {
+	if p.events, err = p.Events.NewRows(); err != nil {
 		return err
 	}
-	if p.rejects, err = newRowBuilder(p.Rejects); err != nil {
+	if p.rejects, err = p.Rejects.NewRows(); err != nil {
 		return err
 	}
 	p.pendingLast = map[string]string{}
@@ -118,8 +118,8 @@ func (p *PlayerEvents) Run(ctx context.Context, in <-chan kinesis.Batch) error {
 	if err := p.init(); err != nil {
 		return err
 	}
-	defer p.events.release()
-	defer p.rejects.release()
+	defer p.events.Release()
+	defer p.rejects.Release()
 	age := time.NewTimer(time.Hour)
 	age.Stop()
 	defer age.Stop()
@@ -169,22 +169,22 @@ func (p *PlayerEvents) Add(b kinesis.Batch) {
 	for _, r := range b.Records {
 		size += len(r.Data)
 	}
-	p.events.reserve(len(b.Records), "payload", size)
+	p.events.Reserve(len(b.Records), "payload", size)
 	for _, r := range b.Records {
 		events, rejects := playerevent.Parse(r.Data, now, p.Limits)
 		for _, e := range events {
 			rb := p.events
-			rb.str("event_type", e.Type)
-			rb.ts("event_time", e.Time)
-			rb.str("stream", p.Stream)
-			rb.str("shard_id", r.Shard)
-			rb.str("sequence_number", r.Seq)
-			rb.i32("sub_sequence", int32(r.Sub))
-			rb.i32("event_index", int32(e.Index))
-			rb.optStr("partition_key", r.PartitionKey)
-			rb.ts("arrival_time", r.Arrival)
-			rb.ts("ingest_time", now)
-			rb.strBytes("payload", e.Payload)
+			rb.String("event_type", e.Type)
+			rb.Time("event_time", e.Time)
+			rb.String("stream", p.Stream)
+			rb.String("shard_id", r.Shard)
+			rb.String("sequence_number", r.Seq)
+			rb.Int32("sub_sequence", int32(r.Sub))
+			rb.Int32("event_index", int32(e.Index))
+			rb.NullableString("partition_key", r.PartitionKey)
+			rb.Time("arrival_time", r.Arrival)
+			rb.Time("ingest_time", now)
+			rb.StringBytes("payload", e.Payload)
 			p.nEvents++
 		}
 		for _, rj := range rejects {
@@ -223,7 +223,7 @@ func (p *PlayerEvents) Flush(ctx context.Context) error {
 			adv = append(adv, lake.Position{Key: CheckpointKey(shard), From: p.committed[shard], To: last})
 		}
 	}
-	rec := p.events.record()
+	rec := p.events.Batch()
 	defer rec.Release()
 	n := int(rec.NumRows())
 	if n > 0 || len(adv) > 0 {
@@ -262,7 +262,7 @@ func (p *PlayerEvents) commitRejects(ctx context.Context) error {
 		for _, r := range keep {
 			appendReject(p.rejects, r.Reject)
 		}
-		rec := p.rejects.record()
+		rec := p.rejects.Batch()
 		var adv []lake.Position
 		for shard, seq := range top {
 			adv = append(adv, lake.Position{Key: CheckpointKey(shard), From: p.rejectsAt[shard], To: seq})

@@ -25,6 +25,10 @@ up)
 		echo "emulator: already running (pid $(cat "$pidfile")) at http://127.0.0.1:$port"
 		exit 0
 	fi
+	if answers "http://127.0.0.1:$port"; then
+		echo "emulator: something else already answers on 127.0.0.1:$port; set EMULATOR_PORT, or AWS_ENDPOINT_URL to use it" >&2
+		exit 1
+	fi
 	if ! command -v moto_server >/dev/null 2>&1; then
 		echo "emulator: moto_server not found (pip install 'moto[server]'), or set AWS_ENDPOINT_URL to a running emulator" >&2
 		exit 1

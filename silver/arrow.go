@@ -1,170 +1,93 @@
 package silver
 
-import (
-	"fmt"
-	"time"
+import "github.com/qoslake/qoslake/lake"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
+// The appenders write silver rows in the tables' columns; empty strings and
+// nil pointers are nulls.
 
-	"github.com/qoslake/qoslake/lake"
-)
-
-// cols appends rows to a table's Arrow schema by column name; empty
-// strings and nil pointers are nulls.
-type cols struct {
-	b   *array.RecordBuilder
-	idx map[string]int
+func appendClient(c *lake.Rows, v Client) {
+	c.NullableString("client_ip", v.IP)
+	c.NullableString("country", v.Country)
+	c.NullableString("subdivision", v.Subdivision)
+	c.NullableString("city", v.City)
+	c.OptInt64("asn", v.ASN)
+	c.NullableString("isp", v.ISP)
 }
 
-func newCols(t *lake.Table) (*cols, error) {
-	sc, err := t.ArrowSchema()
-	if err != nil {
-		return nil, fmt.Errorf("arrow schema of %s: %w", t.Name(), err)
-	}
-	c := &cols{b: array.NewRecordBuilder(memory.DefaultAllocator, sc), idx: map[string]int{}}
-	for i, f := range sc.Fields() {
-		c.idx[f.Name] = i
-	}
-	return c, nil
+func appendPlayer(c *lake.Rows, r *PlayerRow) {
+	c.NullableString("event_id", r.EventID)
+	c.NullableString("event_type", r.EventType)
+	c.Time("event_time", r.EventTime)
+	c.NullableString("session_id", r.SessionID)
+	c.NullableString("user_key", r.UserKey)
+	c.NullableString("key_id", r.KeyID)
+	c.NullableString("video_id", r.VideoID)
+	c.NullableString("playlist_type", r.PlaylistType)
+	c.OptFloat64("position_s", r.Position)
+	c.OptFloat64("response_ms", r.Response)
+	c.NullableString("connection_type", r.ConnectionType)
+	c.NullableString("package", r.Package)
+	c.NullableString("resolution", r.Resolution)
+	c.OptInt32("width", r.Width)
+	c.OptInt32("height", r.Height)
+	c.OptFloat64("fps", r.FPS)
+	c.OptInt64("bitrate_bps", r.Bitrate)
+	c.OptFloat64("video_duration_s", r.VideoDuration)
+	c.NullableString("buffer_type", r.BufferType)
+	c.OptFloat64("buffer_duration_ms", r.BufferDuration)
+	c.NullableString("cdn_tracking_id", r.CDNTrackingID)
+	c.NullableString("app_type", r.AppType)
+	c.NullableString("app_version", r.AppVersion)
+	c.NullableString("device_type", r.Device)
+	c.NullableString("os", r.OS)
+	c.NullableString("browser", r.Browser)
+	c.NullableString("error_code", r.ErrorCode)
+	c.NullableString("error_message", r.ErrMessage)
+	appendClient(c, r.Client)
+	c.NullableString("shard_id", r.ShardID)
+	c.NullableString("sequence_number", r.SequenceNumber)
+	c.Time("ingest_time", r.IngestTime)
 }
 
-func (c *cols) field(name string) array.Builder {
-	i, ok := c.idx[name]
-	if !ok {
-		panic("silver: no column " + name) // a programming error: the table definition and the code disagree
-	}
-	return c.b.Field(i)
-}
-
-func (c *cols) str(name, v string) {
-	b := c.field(name).(*array.StringBuilder)
-	if v == "" {
-		b.AppendNull()
-	} else {
-		b.Append(v)
-	}
-}
-
-func (c *cols) ts(name string, v time.Time) {
-	c.field(name).(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))
-}
-
-func (c *cols) f64(name string, v *float64) {
-	b := c.field(name).(*array.Float64Builder)
-	if v == nil {
-		b.AppendNull()
-	} else {
-		b.Append(*v)
-	}
-}
-
-func (c *cols) i64(name string, v *int64) {
-	b := c.field(name).(*array.Int64Builder)
-	if v == nil {
-		b.AppendNull()
-	} else {
-		b.Append(*v)
-	}
-}
-
-func (c *cols) i32(name string, v *int32) {
-	b := c.field(name).(*array.Int32Builder)
-	if v == nil {
-		b.AppendNull()
-	} else {
-		b.Append(*v)
-	}
-}
-
-func (c *cols) bool(name string, v bool) {
-	c.field(name).(*array.BooleanBuilder).Append(v)
-}
-
-func (c *cols) client(v Client) {
-	c.str("client_ip", v.IP)
-	c.str("country", v.Country)
-	c.str("subdivision", v.Subdivision)
-	c.str("city", v.City)
-	c.i64("asn", v.ASN)
-	c.str("isp", v.ISP)
-}
-
-func (c *cols) player(r *PlayerRow) {
-	c.str("event_id", r.EventID)
-	c.str("event_type", r.EventType)
-	c.ts("event_time", r.EventTime)
-	c.str("session_id", r.SessionID)
-	c.str("user_key", r.UserKey)
-	c.str("key_id", r.KeyID)
-	c.str("video_id", r.VideoID)
-	c.str("playlist_type", r.PlaylistType)
-	c.f64("position_s", r.Position)
-	c.f64("response_ms", r.Response)
-	c.str("connection_type", r.ConnectionType)
-	c.str("package", r.Package)
-	c.str("resolution", r.Resolution)
-	c.i32("width", r.Width)
-	c.i32("height", r.Height)
-	c.f64("fps", r.FPS)
-	c.i64("bitrate_bps", r.Bitrate)
-	c.f64("video_duration_s", r.VideoDuration)
-	c.str("buffer_type", r.BufferType)
-	c.f64("buffer_duration_ms", r.BufferDuration)
-	c.str("cdn_tracking_id", r.CDNTrackingID)
-	c.str("app_type", r.AppType)
-	c.str("app_version", r.AppVersion)
-	c.str("device_type", r.Device)
-	c.str("os", r.OS)
-	c.str("browser", r.Browser)
-	c.str("error_code", r.ErrorCode)
-	c.str("error_message", r.ErrMessage)
-	c.client(r.Client)
-	c.str("shard_id", r.ShardID)
-	c.str("sequence_number", r.SequenceNumber)
-	c.ts("ingest_time", r.IngestTime)
-}
-
-func (c *cols) cdn(r *CDNRow) {
-	c.str("event_id", r.EventID)
-	c.ts("log_time", r.LogTime)
-	c.str("edge_location", r.EdgeLocation)
-	c.str("pop", r.POP)
-	c.i64("sc_bytes", r.SCBytes)
-	c.str("method", r.Method)
-	c.str("host", r.Host)
-	c.str("uri_stem", r.URIStem)
-	c.str("uri_query", r.URIQuery)
-	c.i32("status", r.Status)
-	c.str("referer", r.Referer)
-	c.str("user_agent", r.UserAgent)
-	c.str("browser", r.Browser)
-	c.str("os", r.OS)
-	c.str("device_type", r.DeviceType)
-	c.bool("is_bot", r.Bot)
-	c.str("edge_result_type", r.EdgeResult)
-	c.str("edge_response_result_type", r.EdgeResponseResult)
-	c.str("edge_detailed_result_type", r.EdgeDetailedResult)
-	c.str("edge_request_id", r.EdgeRequestID)
-	c.str("host_header", r.HostHeader)
-	c.str("protocol", r.Protocol)
-	c.str("protocol_version", r.ProtocolVersion)
-	c.i64("cs_bytes", r.CSBytes)
-	c.f64("time_taken_ms", r.TimeTaken)
-	c.f64("ttfb_ms", r.TTFB)
-	c.str("forwarded_for", r.ForwardedFor)
-	c.str("ssl_protocol", r.SSLProtocol)
-	c.str("ssl_cipher", r.SSLCipher)
-	c.i32("client_port", r.ClientPort)
-	c.str("content_type", r.ContentType)
-	c.i64("content_length", r.ContentLength)
-	c.i64("range_start", r.RangeStart)
-	c.i64("range_end", r.RangeEnd)
-	c.bool("cache_hit", r.CacheHit)
-	c.bool("error", r.Error)
-	c.client(r.Client)
-	c.str("object_key", r.ObjectKey)
-	c.i64("line_number", &r.LineNumber)
-	c.ts("ingest_time", r.IngestTime)
+func appendCDN(c *lake.Rows, r *CDNRow) {
+	c.NullableString("event_id", r.EventID)
+	c.Time("log_time", r.LogTime)
+	c.NullableString("edge_location", r.EdgeLocation)
+	c.NullableString("pop", r.POP)
+	c.OptInt64("sc_bytes", r.SCBytes)
+	c.NullableString("method", r.Method)
+	c.NullableString("host", r.Host)
+	c.NullableString("uri_stem", r.URIStem)
+	c.NullableString("uri_query", r.URIQuery)
+	c.OptInt32("status", r.Status)
+	c.NullableString("referer", r.Referer)
+	c.NullableString("user_agent", r.UserAgent)
+	c.NullableString("browser", r.Browser)
+	c.NullableString("os", r.OS)
+	c.NullableString("device_type", r.DeviceType)
+	c.Bool("is_bot", r.Bot)
+	c.NullableString("edge_result_type", r.EdgeResult)
+	c.NullableString("edge_response_result_type", r.EdgeResponseResult)
+	c.NullableString("edge_detailed_result_type", r.EdgeDetailedResult)
+	c.NullableString("edge_request_id", r.EdgeRequestID)
+	c.NullableString("host_header", r.HostHeader)
+	c.NullableString("protocol", r.Protocol)
+	c.NullableString("protocol_version", r.ProtocolVersion)
+	c.OptInt64("cs_bytes", r.CSBytes)
+	c.OptFloat64("time_taken_ms", r.TimeTaken)
+	c.OptFloat64("ttfb_ms", r.TTFB)
+	c.NullableString("forwarded_for", r.ForwardedFor)
+	c.NullableString("ssl_protocol", r.SSLProtocol)
+	c.NullableString("ssl_cipher", r.SSLCipher)
+	c.OptInt32("client_port", r.ClientPort)
+	c.NullableString("content_type", r.ContentType)
+	c.OptInt64("content_length", r.ContentLength)
+	c.OptInt64("range_start", r.RangeStart)
+	c.OptInt64("range_end", r.RangeEnd)
+	c.Bool("cache_hit", r.CacheHit)
+	c.Bool("error", r.Error)
+	appendClient(c, r.Client)
+	c.NullableString("object_key", r.ObjectKey)
+	c.OptInt64("line_number", &r.LineNumber)
+	c.Time("ingest_time", r.IngestTime)
 }

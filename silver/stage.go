@@ -125,11 +125,11 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	out, err := newCols(s.Silver)
+	out, err := s.Silver.NewRows()
 	if err != nil {
 		return 0, err
 	}
-	defer out.b.Release()
+	defer out.Release()
 	var rows, dups int
 	var fields []string
 	inc, err := s.Bronze.ReadAppended(ctx, from, s.MaxRows, func(r arrow.RecordBatch) error {
@@ -154,7 +154,7 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 		s.Logger.Warn("bronze snapshot expired before silver read it; re-read by sequence number, duplicates dropped by event id",
 			"bronze", s.Bronze.Name(), "from", inc.From.String())
 	}
-	rec := out.b.NewRecordBatch()
+	rec := out.Batch()
 	defer rec.Release()
 	adv := []lake.Position{{Key: upKey, From: cp[upKey], To: inc.To.String()}}
 	if wm := strconv.FormatInt(s.seen.watermark(), 10); s.seen.max > 0 && wm != cp[watermarkKey] {
@@ -189,14 +189,13 @@ func column[T arrow.Array](r arrow.RecordBatch, name string) T {
 	return r.Column(r.Schema().FieldIndices(name)[0]).(T)
 }
 
-func (s *Stage) player(r arrow.RecordBatch, out *cols) (rows, dups int, err error) {
+func (s *Stage) player(r arrow.RecordBatch, out *lake.Rows) (rows, dups int, err error) {
 	payload := column[*array.String](r, "payload")
 	types := column[*array.String](r, "event_type")
 	times := column[*array.Timestamp](r, "event_time")
 	shards := column[*array.String](r, "shard_id")
 	seqs := column[*array.String](r, "sequence_number")
 	ingest := column[*array.Timestamp](r, "ingest_time")
-	name := s.Silver.Name()
 	for i := range int(r.NumRows()) {
 		t := int64(times.Value(i))
 		row, probs, err := s.Transformer.PlayerEvent([]byte(payload.Value(i)), types.Value(i), time.UnixMicro(t).UTC())
@@ -206,30 +205,25 @@ func (s *Stage) player(r arrow.RecordBatch, out *cols) (rows, dups int, err erro
 			s.Logger.Error("bronze payload unreadable", "shard", shards.Value(i), "sequence", seqs.Value(i), "error", err)
 			continue
 		}
-		if !s.seen.add(row.EventID, t) {
+		if !s.keep(row.EventID, t, probs) {
 			dups++
-			s.Observer.Duplicate(name)
 			continue
-		}
-		for _, p := range probs {
-			s.Observer.InvalidValue(name, p.Field)
 		}
 		row.ShardID, row.SequenceNumber = shards.Value(i), seqs.Value(i)
 		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
-		out.player(&row)
+		appendPlayer(out, &row)
 		rows++
 	}
 	return rows, dups, nil
 }
 
-func (s *Stage) cdn(r arrow.RecordBatch, out *cols, fields []string) (rows, dups int, _ []string, err error) {
+func (s *Stage) cdn(r arrow.RecordBatch, out *lake.Rows, fields []string) (rows, dups int, _ []string, err error) {
 	lines := column[*array.String](r, "line")
 	headers := column[*array.String](r, "fields")
 	times := column[*array.Timestamp](r, "log_time")
 	keys := column[*array.String](r, "object_key")
 	numbers := column[*array.Int64](r, "line_number")
 	ingest := column[*array.Timestamp](r, "ingest_time")
-	name := s.Silver.Name()
 	for i := range int(r.NumRows()) {
 		raw := headers.Value(i)
 		h, ok := s.headers[raw]
@@ -243,20 +237,29 @@ func (s *Stage) cdn(r arrow.RecordBatch, out *cols, fields []string) (rows, dups
 		var row CDNRow
 		var probs []Problem
 		row, probs, fields = s.Transformer.CDNLine(h, lines.Value(i), time.UnixMicro(t).UTC(), fields)
-		if !s.seen.add(row.EventID, t) {
+		if !s.keep(row.EventID, t, probs) {
 			dups++
-			s.Observer.Duplicate(name)
 			continue
-		}
-		for _, p := range probs {
-			s.Observer.InvalidValue(name, p.Field)
 		}
 		row.ObjectKey, row.LineNumber = keys.Value(i), numbers.Value(i)
 		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
-		out.cdn(&row)
+		appendCDN(out, &row)
 		rows++
 	}
 	return rows, dups, fields, nil
+}
+
+// keep reports whether a row is new within the watermark, and counts the
+// duplicates it drops and the values the transform left empty.
+func (s *Stage) keep(id string, t int64, probs []Problem) bool {
+	if !s.seen.add(id, t) {
+		s.Observer.Duplicate(s.Silver.Name())
+		return false
+	}
+	for _, p := range probs {
+		s.Observer.InvalidValue(s.Silver.Name(), p.Field)
+	}
+	return true
 }
 
 // dedup remembers the ids of events within the watermark.
