@@ -76,7 +76,7 @@ func commands() []*command {
 		notYet("serve", "serve the NOC dashboard", "the dashboard issue"),
 		checkCommand(),
 		demoGeoIPCommand(),
-		notYet("bench", "measure the pipeline stages on this machine", "the ingest/bronze issue"),
+		benchCommand(),
 		versionCommand(),
 	}
 }

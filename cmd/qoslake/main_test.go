@@ -215,3 +215,16 @@ func TestRunServesHealthAndShutsDown(t *testing.T) {
 		t.Errorf("ops server still answering after shutdown")
 	}
 }
+
+// `qoslake bench` runs the real stages on a temporary lake and reports each.
+func TestBenchCommand(t *testing.T) {
+	code, out, errOut := run(t, map[string]string{"QOSLAKE_LOG_LEVEL": "warn"}, "bench", "--events", "3000")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"bronze.player_events (with commits)", "cloudfront parse", "silver.player_events (with commits)", "GOMAXPROCS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
