@@ -68,6 +68,7 @@ type Ingest struct {
 	Rejects      *prometheus.CounterVec
 	BatchLatency *prometheus.HistogramVec
 	Received     *prometheus.CounterVec
+	Restarts     *prometheus.CounterVec
 }
 
 func newIngest(reg *prometheus.Registry) *Ingest {
@@ -95,7 +96,10 @@ func newIngest(reg *prometheus.Registry) *Ingest {
 			Namespace: "qoslake", Name: "sqs_messages_received_total", Help: "SQS messages received, by queue.",
 		}, []string{"queue"}),
 	}
-	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received)
+	i.Restarts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "qoslake", Name: "intake_restarts_total", Help: "Intakes restarted after a failure, by intake (kinesis, cdn).",
+	}, []string{"intake"})
+	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received, i.Restarts)
 	return i
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func (s *stack) putRecord(data []byte) {
@@ -207,5 +209,28 @@ func TestPoisonObjectReachesDLQAndRejects(t *testing.T) {
 	}
 	if d := s.depth(s.name("cdn-log-events")); d != 0 {
 		t.Errorf("%d messages left on the queue", d)
+	}
+}
+
+// An intake that keeps failing (here: its stream does not exist) is
+// restarted with backoff and counted, while the other intake goes on.
+func TestFailingIntakeRestartsWithoutStoppingTheOther(t *testing.T) {
+	s := newStack(t)
+	s.putObject("a.gz", gz(t, logHeader+logLine(1)+logLine(2)))
+	for k, v := range s.env {
+		t.Setenv(k, v)
+	}
+	t.Setenv("QOSLAKE_STREAM", s.name("no-such-stream"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m := NewMain(io.Discard, io.Discard)
+	if code := m.Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0"}); code != exitOK {
+		t.Fatalf("run exited %d", code)
+	}
+	if n := len(s.keys("bronze.cdn_logs", "line")); n != 2 {
+		t.Errorf("%d CDN lines landed while the Kinesis intake failed, want 2", n)
+	}
+	if got := testutil.ToFloat64(m.Metrics.Ingest.Restarts.WithLabelValues("kinesis")); got < 2 {
+		t.Errorf("kinesis intake restarted %v times, want at least 2", got)
 	}
 }

@@ -20,10 +20,47 @@ import (
 // through S3 events on SQS. With once, each reads what is available now
 // and returns.
 func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once bool) error {
+	if once {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return m.ingestKinesis(gctx, tables, true) })
+		g.Go(func() error { return m.ingestCDN(gctx, tables, true) })
+		return g.Wait()
+	}
+	// Running continuously, a failed intake (an AWS outage past the SDK's own
+	// retries, say) is restarted from its committed checkpoints after a
+	// pause, rather than taking the other intake and the process down.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return m.ingestKinesis(gctx, tables, once) })
-	g.Go(func() error { return m.ingestCDN(gctx, tables, once) })
+	g.Go(func() error {
+		return m.supervise(gctx, "kinesis", func(ctx context.Context) error { return m.ingestKinesis(ctx, tables, false) })
+	})
+	g.Go(func() error {
+		return m.supervise(gctx, "cdn", func(ctx context.Context) error { return m.ingestCDN(ctx, tables, false) })
+	})
 	return g.Wait()
+}
+
+// supervise runs an intake until ctx ends, restarting it with capped
+// backoff when it fails.
+func (m *Main) supervise(ctx context.Context, name string, run func(context.Context) error) error {
+	wait := time.Second
+	for {
+		started := time.Now()
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if time.Since(started) > time.Minute {
+			wait = time.Second // it had been running fine: start over gently
+		}
+		m.Metrics.Ingest.Restarts.WithLabelValues(name).Inc()
+		m.Logger.Error("intake failed; restarting from the committed checkpoints", "intake", name, "in", wait, "error", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Minute)
+	}
 }
 
 func (m *Main) limits() playerevent.Limits {

@@ -122,8 +122,8 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 			m.Logger.Info("pipeline stopped")
 			return err
 		case err := <-ingest:
-			// An intake failed: stop the process so a supervisor restarts it
-			// from the committed checkpoints.
+			// Intakes restart themselves; this is reached only when one
+			// returns for good.
 			return fmt.Errorf("ingest: %w", err)
 		case <-tick:
 			if _, err := m.MaintainAll(ctx, "", time.Now()); err != nil && !errors.Is(err, context.Canceled) {
