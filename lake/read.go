@@ -52,6 +52,16 @@ func ParseSnapshotPos(s string) (SnapshotPos, error) {
 	return p, nil
 }
 
+// Position is the table's current snapshot as a consumer position (as last
+// loaded; zero for an empty table).
+func (t *Table) Position() SnapshotPos {
+	s := t.current().CurrentSnapshot()
+	if s == nil {
+		return SnapshotPos{}
+	}
+	return SnapshotPos{SnapshotID: s.SnapshotID, SequenceNumber: s.SequenceNumber}
+}
+
 // Increment is what ReadAppended read.
 type Increment struct {
 	// From and To bound the read: rows appended after From up to and

@@ -59,7 +59,10 @@ type Stage struct {
 	Logger   *slog.Logger
 	Observer Observer
 
-	seen    *dedup
+	seen *dedup
+	// seenAt is the silver snapshot seen reflects: rows another process
+	// committed after it are added before the next increment is read.
+	seenAt  lake.SnapshotPos
 	headers map[string]*cloudfront.Header
 }
 
@@ -77,24 +80,42 @@ func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
 		s.headers = map[string]*cloudfront.Header{}
 	}
 	if s.seen != nil {
-		return nil
+		return s.catchUp(ctx)
 	}
 	wm, _ := strconv.ParseInt(cp[watermarkKey], 10, 64)
 	s.seen = newDedup(s.Lateness, wm)
+	s.seenAt = s.Silver.Position()
 	if wm == 0 {
 		return nil
 	}
 	// Rebuild the ids within the watermark from silver itself.
 	col := s.timeColumn()
 	filter := iceberg.GreaterThanEqual(iceberg.Reference(col), iceberg.Timestamp(wm))
-	return s.Silver.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"event_id", col}}, func(r arrow.RecordBatch) error {
-		ids := column[*array.String](r, "event_id")
-		ts := column[*array.Timestamp](r, col)
-		for i := range ids.Len() {
-			s.seen.add(ids.Value(i), int64(ts.Value(i)))
-		}
+	return s.Silver.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"event_id", col}}, s.remember)
+}
+
+// catchUp adds the ids of rows another process committed to silver since
+// seenAt, so a duplicate split across two processes' increments is caught.
+func (s *Stage) catchUp(ctx context.Context) error {
+	if s.Silver.Position() == s.seenAt {
 		return nil
-	})
+	}
+	inc, err := s.Silver.ReadAppended(ctx, s.seenAt, 0, s.remember)
+	if err != nil && !errors.Is(err, lake.ErrNoChange) {
+		return err
+	}
+	s.seenAt = inc.To
+	return nil
+}
+
+func (s *Stage) remember(r arrow.RecordBatch) error {
+	col := s.timeColumn()
+	ids := column[*array.String](r, "event_id")
+	ts := column[*array.Timestamp](r, col)
+	for i := range ids.Len() {
+		s.seen.add(ids.Value(i), int64(ts.Value(i)))
+	}
+	return nil
 }
 
 func (s *Stage) timeColumn() string {
@@ -166,6 +187,8 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 		s.seen = nil
 		return 0, fmt.Errorf("commit %s: %w", s.Silver.Name(), err)
 	}
+	// Our own rows are in seen already.
+	s.seenAt = s.Silver.Position()
 	s.seen.prune()
 	s.Observer.Watermark(s.Silver.Name(), time.UnixMicro(s.seen.watermark()))
 	s.Logger.Debug("silver committed", "table", s.Silver.Name(), "rows", rows, "duplicates", dups, "bronze_snapshot", inc.To.SnapshotID)
