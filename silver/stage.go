@@ -54,7 +54,8 @@ type Stage struct {
 	// and still be checked for duplicates: the watermark is the newest
 	// event time minus Lateness.
 	Lateness time.Duration
-	// MaxRows bounds one commit when catching up (default 500,000).
+	// MaxRows bounds one commit when catching up (default 100,000: about
+	// 100 MB of silver rows in memory).
 	MaxRows  int64
 	Logger   *slog.Logger
 	Observer Observer
@@ -74,7 +75,7 @@ func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
 		s.Observer = nopObserver{}
 	}
 	if s.MaxRows <= 0 {
-		s.MaxRows = 500_000
+		s.MaxRows = 100_000
 	}
 	if s.headers == nil {
 		s.headers = map[string]*cloudfront.Header{}
