@@ -2,6 +2,8 @@ package silver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -286,15 +288,32 @@ func (s *Stage) keep(id string, t int64, probs []Problem) bool {
 	return true
 }
 
-// dedup remembers the ids of events within the watermark.
+// dedup remembers the ids of events within the watermark. Ids are kept as
+// their 16 raw bytes, not the 32-character hex of the column: memory grows
+// with the events inside the lateness window (about 50 bytes each), and
+// CDN logs allow hours.
 type dedup struct {
 	lateness int64 // microseconds
 	max      int64 // newest event time seen (Unix microseconds)
-	seen     map[string]int64
+	seen     map[[16]byte]int64
+}
+
+// idKey turns an event id (hex) into its map key; anything else hashes to
+// a key of its own.
+func idKey(id string) [16]byte {
+	var k [16]byte
+	if len(id) == 32 {
+		if _, err := hex.Decode(k[:], []byte(id)); err == nil {
+			return k
+		}
+	}
+	sum := sha256.Sum256([]byte(id))
+	copy(k[:], sum[:])
+	return k
 }
 
 func newDedup(lateness time.Duration, watermark int64) *dedup {
-	d := &dedup{lateness: lateness.Microseconds(), seen: map[string]int64{}}
+	d := &dedup{lateness: lateness.Microseconds(), seen: map[[16]byte]int64{}}
 	if watermark != 0 {
 		d.max = watermark + d.lateness
 	}
@@ -306,14 +325,15 @@ func (d *dedup) watermark() int64 { return d.max - d.lateness }
 // add reports whether id is new. Ids older than the watermark are not
 // remembered (a duplicate of one of those is not caught).
 func (d *dedup) add(id string, t int64) bool {
-	if _, ok := d.seen[id]; ok {
+	k := idKey(id)
+	if _, ok := d.seen[k]; ok {
 		return false
 	}
 	if t > d.max {
 		d.max = t
 	}
 	if t >= d.watermark() {
-		d.seen[id] = t
+		d.seen[k] = t
 	}
 	return true
 }
