@@ -62,7 +62,6 @@ var libraryActions = map[string]string{
 	"s3:ListBucket":           "orphan removal lists the table locations",
 	// iceberg-go's Glue catalog.
 	"glue:CreateDatabase": "create the bronze, silver, gold namespaces",
-	"glue:GetDatabase":    "load a namespace",
 	"glue:GetDatabases":   "list namespaces (tables, maintain)",
 	"glue:CreateTable":    "create a table",
 	"glue:GetTable":       "load a table",
