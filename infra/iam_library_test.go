@@ -82,7 +82,7 @@ func TestLibraryActionsAreWhatIcebergCalls(t *testing.T) {
 	if _, err := l.List(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tbl.ReadAppended(ctx, lake.SnapshotPos{}, 0, func(arrow.RecordBatch) error { return nil }); err != nil {
+	if _, err := tbl.ReadAppended(ctx, lake.SnapshotPos{}, lake.ReadOptions{}, func(arrow.RecordBatch) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tbl.Maintain(ctx, lake.MaintainOptions{

@@ -306,7 +306,7 @@ func TestConcurrentWritersLoseAndDuplicateNothing(t *testing.T) {
 func readAppended(t *testing.T, tbl *lake.Table, from lake.SnapshotPos) ([]string, lake.Increment) {
 	t.Helper()
 	var got []string
-	inc, err := tbl.ReadAppended(t.Context(), from, 0, func(r arrow.RecordBatch) error {
+	inc, err := tbl.ReadAppended(t.Context(), from, lake.ReadOptions{}, func(r arrow.RecordBatch) error {
 		got = append(got, idsOf(r)...)
 		return nil
 	})

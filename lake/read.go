@@ -62,6 +62,16 @@ func (t *Table) Position() SnapshotPos {
 	return SnapshotPos{SnapshotID: s.SnapshotID, SequenceNumber: s.SequenceNumber}
 }
 
+// ReadOptions narrow ReadAppended.
+type ReadOptions struct {
+	// MaxRows, when positive, stops the read at the last snapshot that keeps
+	// the rows read at or under it (but always reads at least one snapshot),
+	// so a consumer catching up commits in bounded steps.
+	MaxRows int64
+	// Fields, when set, are the only columns read.
+	Fields []string
+}
+
 // Increment is what ReadAppended read.
 type Increment struct {
 	// From and To bound the read: rows appended after From up to and
@@ -86,11 +96,8 @@ var ErrNoChange = errors.New("no new snapshots")
 // When from is no longer in the table's history (its snapshot was expired),
 // ReadAppended falls back to reading every live data file whose data
 // sequence number is greater than from's, and sets Increment.Replayed.
-//
-// maxRows, when positive, stops the read at the last snapshot that keeps
-// the rows read at or under it (but always reads at least one snapshot), so
-// a consumer catching up commits in bounded steps.
-func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, maxRows int64, fn func(arrow.RecordBatch) error) (Increment, error) {
+func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, o ReadOptions, fn func(arrow.RecordBatch) error) (Increment, error) {
+	maxRows := o.MaxRows
 	ctx = t.lake.ctx(ctx)
 	tbl := t.current()
 	cur := tbl.CurrentSnapshot()
@@ -105,7 +112,11 @@ func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, maxRows int6
 
 	var tasks []table.FileScanTask
 	var err error
-	scan := tbl.Scan(table.WithSnapshotID(cur.SnapshotID))
+	scanOpts := []table.ScanOption{table.WithSnapshotID(cur.SnapshotID)}
+	if len(o.Fields) > 0 {
+		scanOpts = append(scanOpts, table.WithSelectedFields(o.Fields...))
+	}
+	scan := tbl.Scan(scanOpts...)
 	switch {
 	case from.IsZero():
 		tasks, err = scan.PlanFiles(ctx)

@@ -103,7 +103,7 @@ func (s *Stage) catchUp(ctx context.Context) error {
 	if s.Silver.Position() == s.seenAt {
 		return nil
 	}
-	inc, err := s.Silver.ReadAppended(ctx, s.seenAt, 0, s.remember)
+	inc, err := s.Silver.ReadAppended(ctx, s.seenAt, lake.ReadOptions{Fields: []string{"event_id", s.timeColumn()}}, s.remember)
 	if err != nil && !errors.Is(err, lake.ErrNoChange) {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 	defer out.Release()
 	var rows, dups int
 	var fields []string
-	inc, err := s.Bronze.ReadAppended(ctx, from, s.MaxRows, func(r arrow.RecordBatch) error {
+	inc, err := s.Bronze.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: s.MaxRows}, func(r arrow.RecordBatch) error {
 		var n, d int
 		var err error
 		if s.Kind == CDN {
