@@ -195,17 +195,24 @@ func TestCancelledIngestLosesAndDuplicatesNothing(t *testing.T) {
 		sum := s.simulate("--rate", "400", "--duration", "15s", "--seed", fmt.Sprint(100+round), "--kpl-aggregate", fmt.Sprint(round*3))
 		events += sum.EventsTotal
 		lines += sum.LogLines
-		for range 3 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(50+rng.IntN(1500))*time.Millisecond)
-			code, _, errOut := s.run(ctx, "run", "--http-addr", "127.0.0.1:0")
-			cancel()
-			if code != exitOK {
-				t.Fatalf("run: exit %d: %s", code, errOut)
-			}
-		}
+		s.cutRuns(rng, 3, 50*time.Millisecond, 1500*time.Millisecond)
 	}
 	s.mustRun("run", "--once")
 	s.checkExactlyOnce(events, lines)
+}
+
+// cutRuns starts the pipeline n times and cancels each run after a random
+// time between base and base+spread.
+func (s *stack) cutRuns(rng *rand.Rand, n int, base, spread time.Duration) {
+	s.t.Helper()
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), base+time.Duration(rng.Int64N(int64(spread))))
+		code, _, errOut := s.run(ctx, "run", "--http-addr", "127.0.0.1:0")
+		cancel()
+		if code != exitOK {
+			s.t.Fatalf("run: exit %d: %s", code, errOut)
+		}
+	}
 }
 
 // The process killed with SIGKILL at random points (no flush, no cleanup,

@@ -245,14 +245,7 @@ func TestCrashBetweenBronzeAndSilver(t *testing.T) {
 	t.Logf("random seed %d", seed)
 	for round := range 3 {
 		s.simulate("--rate", "400", "--duration", "10s", "--seed", fmt.Sprint(300+round))
-		for range 3 {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(100+rng.IntN(2000))*time.Millisecond)
-			code, _, errOut := s.run(ctx, "run", "--http-addr", "127.0.0.1:0")
-			cancel()
-			if code != exitOK {
-				t.Fatalf("run: exit %d: %s", code, errOut)
-			}
-		}
+		s.cutRuns(rng, 3, 100*time.Millisecond, 2000*time.Millisecond)
 	}
 	s.mustRun("run", "--once")
 	bronzeIDs := map[string]bool{}
