@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/iceberg-go"
 	"github.com/aws/smithy-go"
 
 	"github.com/qoslake/qoslake/ingest/cloudfront"
@@ -44,12 +44,14 @@ type CDNLogs struct {
 	Now          func() time.Time
 
 	logs, rejects *lake.Rows
-	objects       *objectIndex
+	objects       *refIndex
+	rejected      *refIndex
 	pending       []s3sqs.Message
 	pendingRefs   map[string]bool
 	nRows, nBytes int
 	first         time.Time
 	batchRefs     []string
+	batchRejects  []string
 }
 
 func (c *CDNLogs) init() error {
@@ -77,7 +79,7 @@ func (c *CDNLogs) init() error {
 		return err
 	}
 	c.pendingRefs = map[string]bool{}
-	c.objects = &objectIndex{}
+	c.objects, c.rejected = objectRefs(), rejectRefs()
 	return nil
 }
 
@@ -167,7 +169,10 @@ func (c *CDNLogs) refresh(ctx context.Context) error {
 	if _, err := c.Rejects.Refresh(ctx); err != nil {
 		return err
 	}
-	return c.objects.update(ctx, c.Logs, c.Now())
+	if err := c.objects.update(ctx, c.Logs, c.Now()); err != nil {
+		return err
+	}
+	return c.rejected.update(ctx, c.Rejects, c.Now())
 }
 
 // staged is what one message produced, added to the batch only when the
@@ -241,6 +246,7 @@ func (c *CDNLogs) fail(ctx context.Context, m s3sqs.Message, o s3sqs.Object, cau
 		if !seen {
 			appendReject(c.rejects, Reject{At: now, Source: "s3", SourceRef: o.Ref(), Reason: ReasonObjectUnreadable,
 				Detail: fmt.Sprintf("after %d receives: %v", m.ReceiveCount, cause)})
+			c.batchRejects = append(c.batchRejects, o.Ref())
 			c.Observer.Rejected("s3", ReasonObjectUnreadable)
 			// Commit the reject before the message can reach the DLQ.
 			if c.first.IsZero() {
@@ -328,6 +334,7 @@ func (c *CDNLogs) stage(m s3sqs.Message, st staged) {
 	}
 	for _, r := range st.rejects {
 		appendReject(c.rejects, r)
+		c.batchRejects = append(c.batchRejects, sourceOf(r.SourceRef))
 	}
 	c.pending = append(c.pending, m)
 }
@@ -365,7 +372,10 @@ func (c *CDNLogs) Flush(ctx context.Context) error {
 	for _, ref := range c.batchRefs {
 		c.objects.add(ref, start)
 	}
-	c.pending, c.batchRefs = nil, nil
+	for _, ref := range c.batchRejects {
+		c.rejected.add(ref, start)
+	}
+	c.pending, c.batchRefs, c.batchRejects = nil, nil, nil
 	c.pendingRefs = map[string]bool{}
 	c.nRows, c.nBytes = 0, 0
 	c.first = time.Time{}
@@ -377,77 +387,93 @@ func (c *CDNLogs) committed(_ context.Context, o s3sqs.Object) (bool, error) {
 	return c.objects.has(o.Ref()), nil
 }
 
-// objectIndex knows which objects bronze.cdn_logs holds, so that checking
-// a delivery costs a map lookup: a filtered table scan plans over every
+// refIndex knows which sources a table holds rows of, so that checking a
+// delivery costs a map lookup: a filtered table scan plans over every
 // manifest, which grows with each commit (132 ms an object at 300 commits,
 // measured). It is built from the table once, then follows what any
-// process appends (bucket, key and ETag columns only). Entries older than
+// process appends (reading only the columns it needs). Entries older than
 // SQS's longest retention are dropped: no redelivery comes after that.
-type objectIndex struct {
-	refs map[string]time.Time
-	at   lake.SnapshotPos
+type refIndex struct {
+	fields []string
+	refOf  func(cols []*array.String, i int) string
+	refs   map[string]time.Time
+	at     lake.SnapshotPos
 }
 
 const maxRedeliveryAge = 15 * 24 * time.Hour
 
-func (x *objectIndex) has(ref string) bool {
+// objectRefs indexes bronze.cdn_logs by object (bucket, key, ETag).
+func objectRefs() *refIndex {
+	return &refIndex{fields: []string{"bucket", "object_key", "etag"}, refOf: func(c []*array.String, i int) string {
+		return s3sqs.Object{Bucket: c[0].Value(i), Key: c[1].Value(i), ETag: c[2].Value(i)}.Ref()
+	}}
+}
+
+// rejectRefs indexes bronze.rejects by the object (or message) a reject
+// came from: a line's ":<n>" suffix is dropped.
+func rejectRefs() *refIndex {
+	return &refIndex{fields: []string{"source_ref"}, refOf: func(c []*array.String, i int) string {
+		return sourceOf(c[0].Value(i))
+	}}
+}
+
+// sourceOf turns "s3://b/k@etag:17" into "s3://b/k@etag"; other refs stay.
+func sourceOf(ref string) string {
+	at := strings.LastIndexByte(ref, '@')
+	if !strings.HasPrefix(ref, "s3://") || at < 0 {
+		return ref
+	}
+	if colon := strings.IndexByte(ref[at:], ':'); colon >= 0 {
+		return ref[:at+colon]
+	}
+	return ref
+}
+
+func (x *refIndex) has(ref string) bool {
 	_, ok := x.refs[ref]
 	return ok
 }
 
-func (x *objectIndex) add(ref string, t time.Time) { x.refs[ref] = t }
+func (x *refIndex) add(ref string, t time.Time) { x.refs[ref] = t }
 
 // update reads what was appended to the table since the index last looked.
 // Our own commits are read again too: harmless, and it keeps the rule
 // simple when another process committed in between.
-func (x *objectIndex) update(ctx context.Context, logs *lake.Table, now time.Time) error {
+func (x *refIndex) update(ctx context.Context, t *lake.Table, now time.Time) error {
 	if x.refs == nil {
 		x.refs = map[string]time.Time{}
 	}
-	if logs.Position() == x.at {
+	if t.Position() == x.at {
 		return nil
 	}
-	inc, err := logs.ReadAppended(ctx, x.at, lake.ReadOptions{Fields: []string{"bucket", "object_key", "etag"}}, func(r arrow.RecordBatch) error {
-		buckets := r.Column(r.Schema().FieldIndices("bucket")[0]).(*array.String)
-		keys := r.Column(r.Schema().FieldIndices("object_key")[0]).(*array.String)
-		etags := r.Column(r.Schema().FieldIndices("etag")[0]).(*array.String)
-		for i := range buckets.Len() {
-			ref := s3sqs.Object{Bucket: buckets.Value(i), Key: keys.Value(i), ETag: etags.Value(i)}.Ref()
-			if _, ok := x.refs[ref]; !ok {
+	cols := make([]*array.String, len(x.fields))
+	inc, err := t.ReadAppended(ctx, x.at, lake.ReadOptions{Fields: x.fields}, func(r arrow.RecordBatch) error {
+		for i, f := range x.fields {
+			cols[i] = r.Column(r.Schema().FieldIndices(f)[0]).(*array.String)
+		}
+		for i := range int(r.NumRows()) {
+			if ref := x.refOf(cols, i); !x.has(ref) {
 				x.refs[ref] = now
 			}
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, lake.ErrNoChange) {
-		return fmt.Errorf("index objects in %s: %w", logs.Name(), err)
+		return fmt.Errorf("index %s: %w", t.Name(), err)
 	}
 	x.at = inc.To
-	for ref, t := range x.refs {
-		if now.Sub(t) > maxRedeliveryAge {
+	for ref, added := range x.refs {
+		if now.Sub(added) > maxRedeliveryAge {
 			delete(x.refs, ref)
 		}
 	}
 	return nil
 }
 
-// hasRejects reports whether bronze.rejects holds rejects of ref.
-func (c *CDNLogs) hasRejects(ctx context.Context, ref string) (bool, error) {
-	return exists(ctx, c.Rejects, iceberg.StartsWith(iceberg.Reference("source_ref"), ref), "source_ref")
-}
-
-func exists(ctx context.Context, t *lake.Table, filter iceberg.BooleanExpression, field string) (bool, error) {
-	found := false
-	err := t.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{field}, Limit: 1}, func(r arrow.RecordBatch) error {
-		if r.NumRows() > 0 {
-			found = true
-		}
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("look up in %s: %w", t.Name(), err)
-	}
-	return found, nil
+// hasRejects reports whether bronze.rejects holds rejects of the object or
+// message ref.
+func (c *CDNLogs) hasRejects(_ context.Context, ref string) (bool, error) {
+	return c.rejected.has(ref), nil
 }
 
 // release makes messages visible again, for another consumer or a restart.

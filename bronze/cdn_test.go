@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -112,5 +113,65 @@ func TestVisibilityExtendedWhileAnObjectIsRead(t *testing.T) {
 	}
 	if d, _ := logs.Describe(); d.Rows != 40 {
 		t.Errorf("%d lines committed, want 40", d.Rows)
+	}
+}
+
+func TestSourceOf(t *testing.T) {
+	for in, want := range map[string]string{
+		"s3://b/cloudfront/a:b@c.gz@etag123:17": "s3://b/cloudfront/a:b@c.gz@etag123",
+		"s3://b/k@e":                            "s3://b/k@e",
+		"sqs://https://q/1#m-1":                 "sqs://https://q/1#m-1",
+		"shardId-0/123/0/1":                     "shardId-0/123/0/1",
+	} {
+		if got := sourceOf(in); got != want {
+			t.Errorf("sourceOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// fixedS3 serves one object's body.
+type fixedS3 string
+
+func (s fixedS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader(string(s)))}, nil
+}
+
+// After a crash between the rejects commit and the lines commit, the
+// redelivered object's lines land and its rejects are not added again.
+func TestRedeliveryAfterRejectsCommitAddsNoRejects(t *testing.T) {
+	dir := t.TempDir()
+	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	logs, _ := l.Ensure(t.Context(), CDNLogsTable)
+	rejects, _ := l.Ensure(t.Context(), RejectsTable)
+	obj := s3sqs.Object{Bucket: "b", Key: "k.log", ETag: "e"}
+
+	// What the crashed run committed: the object's reject, not its lines.
+	r, _ := rejects.NewRows()
+	appendReject(r, Reject{At: time.Now(), Source: "s3", SourceRef: obj.Ref() + ":4", Reason: "field_count_mismatch"})
+	b := r.Batch()
+	if _, err := rejects.Commit(t.Context(), lake.Batch{Records: []arrow.RecordBatch{b}}); err != nil {
+		t.Fatal(err)
+	}
+	b.Release()
+	r.Release()
+
+	body := "#Version: 1.0\n#Fields: date time c-ip\n2026-03-02\t18:00:01\t10.0.0.1\n2026-03-02\t18:00:02\n"
+	q := &fakeQueue{body: `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k.log","eTag":"e"}}}]}`}
+	sink := &CDNLogs{Logs: logs, Rejects: rejects, Queue: &s3sqs.Queue{SQS: q, S3: fixedS3(body), URL: "q", Visibility: time.Minute}}
+	if err := sink.Run(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := logs.Describe(); d.Rows != 1 {
+		t.Errorf("%d lines, want the good one", d.Rows)
+	}
+	if d, _ := rejects.Describe(); d.Rows != 1 {
+		t.Errorf("%d rejects, want the one committed before the crash", d.Rows)
+	}
+	if q.deleted != 1 {
+		t.Errorf("%d deletes", q.deleted)
 	}
 }
