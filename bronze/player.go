@@ -70,6 +70,19 @@ func (p *PlayerEvents) Positions(ctx context.Context) (map[string]string, error)
 	return out, nil
 }
 
+// EndedShards says which shards bronze.player_events (as loaded) holds to their end,
+// whoever read them: a worker that owns a child shard starts it once the
+// parent another worker owns has ended.
+func EndedShards(events *lake.Table) map[string]bool {
+	out := map[string]bool{}
+	for shard, pos := range shardPositions(events) {
+		if pos == kinesis.ShardEnd {
+			out[shard] = true
+		}
+	}
+	return out
+}
+
 func shardPositions(t *lake.Table) map[string]string {
 	cp, _ := t.Checkpoint()
 	out := map[string]string{}

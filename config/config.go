@@ -66,6 +66,7 @@ type Config struct {
 	HTTPAddr string
 
 	KinesisStart  string
+	KinesisWorker string
 	BatchMaxRows  int
 	BatchMaxBytes int
 	BatchMaxAge   time.Duration
@@ -109,6 +110,7 @@ func Default() *Config {
 		RawDelivery:      true,
 		HTTPAddr:         "127.0.0.1:9464",
 		KinesisStart:     "trim_horizon",
+		KinesisWorker:    "0/1",
 		BatchMaxRows:     200_000,
 		BatchMaxBytes:    64 << 20,
 		BatchMaxAge:      time.Second,
@@ -171,6 +173,7 @@ func (c *Config) Settings() []Setting {
 		s(Serve, "http-addr", "address of the health and metrics endpoints", (*stringValue)(&c.HTTPAddr)),
 
 		s(Ingest, "kinesis-start", "where to start a shard with no checkpoint: trim_horizon, latest, or at_timestamp:<RFC 3339 time>", (*stringValue)(&c.KinesisStart)),
+		s(Ingest, "kinesis-worker", "this process's share of the shards when several read one stream: index/count, 0-based (0/2 and 1/2 for two processes)", (*stringValue)(&c.KinesisWorker)),
 		s(Ingest, "batch-max-rows", "commit a bronze batch at this many rows", (*intValue)(&c.BatchMaxRows)),
 		s(Ingest, "batch-max-bytes", "commit a bronze batch at this many bytes of input", (*intValue)(&c.BatchMaxBytes)),
 		s(Ingest, "batch-max-age", "commit a bronze batch this long after its first row", (*durationValue)(&c.BatchMaxAge)),
@@ -317,6 +320,9 @@ func (c *Config) Resolve(groups ...Group) error {
 		if _, err := c.StartAt(); err != nil {
 			bad("kinesis-start", "%v", err)
 		}
+		if _, _, err := c.Worker(); err != nil {
+			bad("kinesis-worker", "%v", err)
+		}
 		if c.BatchMaxRows < 1 {
 			bad("batch-max-rows", "must be at least 1")
 		}
@@ -378,6 +384,17 @@ func (c *Config) StartAt() (StartAt, error) {
 		return StartAt{Kind: kind, Time: t}, nil
 	}
 	return StartAt{}, fmt.Errorf("%q is not trim_horizon, latest or at_timestamp:<time>", c.KinesisStart)
+}
+
+// Worker parses KinesisWorker ("index/count", 0-based).
+func (c *Config) Worker() (index, count int, err error) {
+	i, n, ok := strings.Cut(c.KinesisWorker, "/")
+	index, err1 := strconv.Atoi(i)
+	count, err2 := strconv.Atoi(n)
+	if !ok || err1 != nil || err2 != nil || count < 1 || index < 0 || index >= count {
+		return 0, 0, fmt.Errorf("%q is not index/count with 0 <= index < count", c.KinesisWorker)
+	}
+	return index, count, nil
 }
 
 // StartAt is where a shard with no checkpoint is read from.

@@ -125,6 +125,14 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 				"table", t.Name(), "batch", b.ID)
 			return Committed{SnapshotID: tbl.CurrentSnapshot().SnapshotID, AlreadyLanded: true, Attempts: attempt}, nil
 		case advanceMoved:
+			if attempt == 1 {
+				// The handle may be behind the catalog: look again before
+				// telling the caller to start over.
+				if tbl, err = t.Refresh(ctx); err != nil {
+					return Committed{}, err
+				}
+				continue
+			}
 			return Committed{}, fmt.Errorf("%s: %w", t.Name(), ErrCheckpointMoved)
 		}
 

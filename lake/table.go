@@ -254,10 +254,10 @@ func (t *Table) Refresh(ctx context.Context) (*table.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", t.Name(), err)
 	}
-	t.mu.Lock()
-	t.tbl = tbl
-	t.mu.Unlock()
-	return tbl, nil
+	// A commit through this handle may have landed while the load was in
+	// flight: keep whichever state is newer.
+	t.set(tbl)
+	return t.current(), nil
 }
 
 // ArrowSchema is the Arrow schema writers must produce for this table, with

@@ -260,31 +260,41 @@ func TestKilledProcessLosesAndDuplicatesNothing(t *testing.T) {
 }
 
 // Two pipelines on the same stream, queue and tables at once, as two
-// processes scaled out would be: the tables' compare-and-set commits keep
-// every record exactly once.
+// processes scaled out would be, with and without splitting the shards:
+// the tables' compare-and-set commits keep every record exactly once.
 func TestTwoPipelinesShareTheSourcesExactlyOnce(t *testing.T) {
-	s := newStack(t)
-	sum := s.simulate("--rate", "400", "--duration", "20s", "--seed", "41")
-	for k, v := range s.env {
-		t.Setenv(k, v)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-	defer cancel()
-	codes := make(chan int, 2)
-	var stderr [2]bytes.Buffer
-	for i := range 2 {
-		go func() {
-			codes <- NewMain(io.Discard, &stderr[i]).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0"})
-		}()
-	}
-	for range 2 {
-		if code := <-codes; code != exitOK {
-			t.Fatalf("pipeline exited %d:\n%s\n%s", code, stderr[0].String(), stderr[1].String())
-		}
-	}
-	s.mustRun("run", "--once")
-	s.checkExactlyOnce(sum.EventsTotal, sum.LogLines)
-	if n := len(s.keys("silver.player_events", "event_id")); n != sum.EventsTotal {
-		t.Errorf("silver has %d events, want %d", n, sum.EventsTotal)
+	for _, tc := range []struct {
+		name    string
+		workers [2]string
+	}{
+		{"every shard read by both", [2]string{"0/1", "0/1"}},
+		{"shards split between them", [2]string{"0/2", "1/2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newStack(t, "QOSLAKE_STREAM_SHARDS", "4")
+			sum := s.simulate("--rate", "400", "--duration", "20s", "--seed", "41")
+			for k, v := range s.env {
+				t.Setenv(k, v)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+			defer cancel()
+			codes := make(chan int, 2)
+			var stderr [2]bytes.Buffer
+			for i, w := range tc.workers {
+				go func() {
+					codes <- NewMain(io.Discard, &stderr[i]).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0", "--kinesis-worker", w})
+				}()
+			}
+			for range 2 {
+				if code := <-codes; code != exitOK {
+					t.Fatalf("pipeline exited %d:\n%s\n%s", code, stderr[0].String(), stderr[1].String())
+				}
+			}
+			s.mustRun("run", "--once")
+			s.checkExactlyOnce(sum.EventsTotal, sum.LogLines)
+			if n := len(s.keys("silver.player_events", "event_id")); n != sum.EventsTotal {
+				t.Errorf("silver has %d events, want %d", n, sum.EventsTotal)
+			}
+		})
 	}
 }

@@ -89,6 +89,21 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 		Logger:   m.Logger.With("stage", "kinesis"),
 		Observer: m.Metrics.Ingest,
 	}
+	if index, count, _ := m.Config.Worker(); count > 1 {
+		consumer.Owns = kinesis.Worker(index, count)
+		l, err := m.Lake(ctx)
+		if err != nil {
+			return err
+		}
+		consumer.Ended = func(ctx context.Context) (map[string]bool, error) {
+			// A handle of its own: the sink's is busy committing.
+			events, err := l.Load(ctx, bronze.PlayerEventsTable.FullName())
+			if err != nil {
+				return nil, err
+			}
+			return bronze.EndedShards(events), nil
+		}
+	}
 	for {
 		sink := &bronze.PlayerEvents{
 			Events:   tables[bronze.PlayerEventsTable.FullName()],

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/big"
 	"math/rand/v2"
@@ -92,6 +93,24 @@ type Consumer struct {
 	Rediscover time.Duration
 	Logger     *slog.Logger
 	Observer   Observer
+	// Owns, when set, says which shards this consumer reads; the others are
+	// another worker's (see Worker). Nil reads every shard.
+	Owns func(shard string) bool
+	// Ended, when set, is asked at each discovery which shards have been
+	// read to their end by anyone: a child owned here may start once a
+	// parent owned by another worker has ended.
+	Ended func(ctx context.Context) (map[string]bool, error)
+}
+
+// Worker returns an Owns function that splits shards among count workers
+// by a hash of the shard id: worker index (0-based) reads its share. Run
+// one process per index; every shard has exactly one reader.
+func Worker(index, count int) func(string) bool {
+	return func(shard string) bool {
+		h := fnv.New32a()
+		h.Write([]byte(shard))
+		return int(h.Sum32()%uint32(count)) == index
+	}
 }
 
 func (c *Consumer) defaults() {
@@ -168,7 +187,22 @@ func (c *Consumer) Run(ctx context.Context, positions map[string]string, out cha
 				}
 				return err
 			}
+			if c.Ended != nil {
+				ended, err := c.Ended(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return firstErr
+					}
+					return err
+				}
+				for s := range ended {
+					done[s] = true
+				}
+			}
 			for _, s := range runnable(shards, done, started) {
+				if c.Owns != nil && !c.Owns(s.id) {
+					continue
+				}
 				started[s.id] = true
 				active++
 				wg.Add(1)

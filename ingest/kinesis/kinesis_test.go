@@ -3,6 +3,7 @@ package kinesis_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -308,5 +309,85 @@ func TestThrottlingAndExpiredIterator(t *testing.T) {
 	}
 	if obs.n != 2 {
 		t.Errorf("%d throttles observed, want 2", obs.n)
+	}
+}
+
+// Two workers split the shards by hash: together they read every record
+// once, and a child owned by one starts only after its parent, owned by
+// the other, has ended.
+func TestWorkersSplitShards(t *testing.T) {
+	recs := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s-%d", prefix, i)
+		}
+		return out
+	}
+	var shards []*fakeShard
+	for i := range 6 {
+		shards = append(shards, &fakeShard{id: fmt.Sprintf("shard-%d", i), data: recs(fmt.Sprint("p", i), 5), closed: i == 0})
+	}
+	// shard-0 was split into these two.
+	shards = append(shards, &fakeShard{id: "child-a", parents: []string{"shard-0"}, data: recs("ca", 4)},
+		&fakeShard{id: "child-b", parents: []string{"shard-0"}, data: recs("cb", 4)})
+	f := &fakeStream{shards: shards}
+
+	var mu sync.Mutex
+	ended := map[string]bool{}
+	owner := map[string]int{}
+	seen := map[string]bool{}
+	consumers := make([]*kinesis.Consumer, 2)
+	for w := range consumers {
+		consumers[w] = &kinesis.Consumer{
+			API: f, Stream: "fake", IdleWait: 200 * time.Millisecond, Owns: kinesis.Worker(w, 2),
+			Ended: func(context.Context) (map[string]bool, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return maps.Clone(ended), nil
+			},
+		}
+	}
+	positions := []map[string]string{{}, {}}
+	// Each worker drains in turn until neither reads anything new, as two
+	// processes would over time.
+	for range 4 {
+		for w, c := range consumers {
+			for _, b := range drain(t, c, positions[w]) {
+				if o, ok := owner[b.Shard]; ok && o != w {
+					t.Errorf("%s read by workers %d and %d", b.Shard, o, w)
+				}
+				owner[b.Shard] = w
+				for _, p := range f.shard(b.Shard).parents {
+					mu.Lock()
+					if !ended[p] {
+						t.Errorf("%s read before its parent %s ended", b.Shard, p)
+					}
+					mu.Unlock()
+				}
+				for _, r := range b.Records {
+					if seen[string(r.Data)] {
+						t.Errorf("%s read twice", r.Data)
+					}
+					seen[string(r.Data)] = true
+				}
+				positions[w][b.Shard] = b.Last
+				if b.End {
+					positions[w][b.Shard] = kinesis.ShardEnd
+					mu.Lock()
+					ended[b.Shard] = true
+					mu.Unlock()
+				}
+			}
+		}
+	}
+	if len(seen) != 6*5+8 {
+		t.Errorf("read %d records, want %d", len(seen), 6*5+8)
+	}
+	counts := map[int]int{}
+	for _, w := range owner {
+		counts[w]++
+	}
+	if counts[0] == 0 || counts[1] == 0 {
+		t.Errorf("shards per worker %v: the hash gave one worker nothing", counts)
 	}
 }
