@@ -44,8 +44,8 @@ type CDNLogs struct {
 	Now          func() time.Time
 
 	logs, rejects *lake.Rows
-	objects       *refIndex
-	rejected      *refIndex
+	objects       *refIndex // objects bronze.cdn_logs holds lines of
+	rejected      *refIndex // objects and messages bronze.rejects holds rejects of
 	pending       []s3sqs.Message
 	pendingRefs   map[string]bool
 	nRows, nBytes int
@@ -193,11 +193,7 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 	var st staged
 	if m.ParseErr != nil {
 		ref := "sqs://" + c.Queue.URL + "#" + m.ID
-		seen, err := c.hasRejects(ctx, ref)
-		if err != nil {
-			return err
-		}
-		if !seen {
+		if !c.rejected.has(ref) {
 			st.rejects = append(st.rejects, Reject{At: now, Source: "s3", SourceRef: ref, Reason: ReasonNotAnS3Event, Detail: m.ParseErr.Error(), Raw: []byte(m.Body)})
 		}
 		c.stage(m, st)
@@ -209,11 +205,7 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 		if c.pendingRefs[o.Ref()] {
 			continue
 		}
-		done, err := c.committed(ctx, o)
-		if err != nil {
-			return err
-		}
-		if done {
+		if c.objects.has(o.Ref()) {
 			c.Logger.Info("object already in bronze, deleting its message", "object", o.Ref(), "message", m.ID)
 			continue
 		}
@@ -239,11 +231,7 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 func (c *CDNLogs) fail(ctx context.Context, m s3sqs.Message, o s3sqs.Object, cause error, now time.Time) error {
 	c.Logger.Warn("object unreadable", "object", o.Ref(), "receive", m.ReceiveCount, "error", cause)
 	if m.ReceiveCount >= c.MaxReceives {
-		seen, err := c.hasRejects(ctx, o.Ref())
-		if err != nil {
-			return err
-		}
-		if !seen {
+		if !c.rejected.has(o.Ref()) {
 			appendReject(c.rejects, Reject{At: now, Source: "s3", SourceRef: o.Ref(), Reason: ReasonObjectUnreadable,
 				Detail: fmt.Sprintf("after %d receives: %v", m.ReceiveCount, cause)})
 			c.batchRejects = append(c.batchRejects, o.Ref())
@@ -273,10 +261,7 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time,
 	defer body.Close()
 	// Rejects already committed for this object (a crash came between the
 	// rejects commit and the lines commit) are not added again.
-	seenRejects, err := c.hasRejects(ctx, o.Ref())
-	if err != nil {
-		return ol, err
-	}
+	seenRejects := c.rejected.has(o.Ref())
 	reject := func(ref, reason, detail string, raw []byte) {
 		c.Observer.Rejected("s3", reason)
 		if !seenRejects {
@@ -382,11 +367,6 @@ func (c *CDNLogs) Flush(ctx context.Context) error {
 	return nil
 }
 
-// committed reports whether bronze.cdn_logs holds lines of the object.
-func (c *CDNLogs) committed(_ context.Context, o s3sqs.Object) (bool, error) {
-	return c.objects.has(o.Ref()), nil
-}
-
 // refIndex knows which sources a table holds rows of, so that checking a
 // delivery costs a map lookup: a filtered table scan plans over every
 // manifest, which grows with each commit (132 ms an object at 300 commits,
@@ -468,12 +448,6 @@ func (x *refIndex) update(ctx context.Context, t *lake.Table, now time.Time) err
 		}
 	}
 	return nil
-}
-
-// hasRejects reports whether bronze.rejects holds rejects of the object or
-// message ref.
-func (c *CDNLogs) hasRejects(_ context.Context, ref string) (bool, error) {
-	return c.rejected.has(ref), nil
 }
 
 // release makes messages visible again, for another consumer or a restart.

@@ -20,6 +20,27 @@ import (
 	"github.com/qoslake/qoslake/lake"
 )
 
+// cdnTables opens a local lake with the tables CDNLogs writes.
+func cdnTables(t *testing.T) (logs, rejects *lake.Table) {
+	t.Helper()
+	dir := t.TempDir()
+	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	if logs, err = l.Ensure(t.Context(), CDNLogsTable); err != nil {
+		t.Fatal(err)
+	}
+	if rejects, err = l.Ensure(t.Context(), RejectsTable); err != nil {
+		t.Fatal(err)
+	}
+	return logs, rejects
+}
+
+// createdEvent names the object b/k.log (ETag e).
+const createdEvent = `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k.log","eTag":"e"}}}]}`
+
 // fakeQueue serves one message once and records visibility changes and
 // deletes.
 type fakeQueue struct {
@@ -85,15 +106,8 @@ func (s *slowReader) Read(p []byte) (int, error) {
 // A message is kept hidden while its object is still being read, and
 // deleted only after the lines are committed.
 func TestVisibilityExtendedWhileAnObjectIsRead(t *testing.T) {
-	dir := t.TempDir()
-	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	logs, _ := l.Ensure(t.Context(), CDNLogsTable)
-	rejects, _ := l.Ensure(t.Context(), RejectsTable)
-	q := &fakeQueue{body: `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k.log","eTag":"e"}}}]}`}
+	logs, rejects := cdnTables(t)
+	q := &fakeQueue{body: createdEvent}
 	sink := &CDNLogs{
 		Logs: logs, Rejects: rejects,
 		// Visibility 3s: the heartbeat extends it every second; reading
@@ -139,14 +153,7 @@ func (s fixedS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Opti
 // After a crash between the rejects commit and the lines commit, the
 // redelivered object's lines land and its rejects are not added again.
 func TestRedeliveryAfterRejectsCommitAddsNoRejects(t *testing.T) {
-	dir := t.TempDir()
-	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	logs, _ := l.Ensure(t.Context(), CDNLogsTable)
-	rejects, _ := l.Ensure(t.Context(), RejectsTable)
+	logs, rejects := cdnTables(t)
 	obj := s3sqs.Object{Bucket: "b", Key: "k.log", ETag: "e"}
 
 	// What the crashed run committed: the object's reject, not its lines.
@@ -160,7 +167,7 @@ func TestRedeliveryAfterRejectsCommitAddsNoRejects(t *testing.T) {
 	r.Release()
 
 	body := "#Version: 1.0\n#Fields: date time c-ip\n2026-03-02\t18:00:01\t10.0.0.1\n2026-03-02\t18:00:02\n"
-	q := &fakeQueue{body: `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"k.log","eTag":"e"}}}]}`}
+	q := &fakeQueue{body: createdEvent}
 	sink := &CDNLogs{Logs: logs, Rejects: rejects, Queue: &s3sqs.Queue{SQS: q, S3: fixedS3(body), URL: "q", Visibility: time.Minute}}
 	if err := sink.Run(t.Context(), true); err != nil {
 		t.Fatal(err)

@@ -45,7 +45,6 @@ type PlayerEvents struct {
 	nEvents, nBytes int
 	pendingRejects  []shardReject
 	pendingLast     map[string]string
-	first           time.Time
 }
 
 type shardReject struct {
@@ -175,9 +174,6 @@ func (p *PlayerEvents) empty() bool { return len(p.pendingLast) == 0 }
 // Add decodes a batch into pending rows.
 func (p *PlayerEvents) Add(b kinesis.Batch) {
 	now := p.Now().UTC()
-	if p.empty() {
-		p.first = now
-	}
 	size := 0
 	for _, r := range b.Records {
 		size += len(r.Data)

@@ -20,22 +20,22 @@ import (
 // through S3 events on SQS. With once, each reads what is available now
 // and returns.
 func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once bool) error {
-	if once {
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return m.ingestKinesis(gctx, tables, true) })
-		g.Go(func() error { return m.ingestCDN(gctx, tables, true) })
-		return g.Wait()
+	intakes := map[string]func(context.Context) error{
+		"kinesis": func(ctx context.Context) error { return m.ingestKinesis(ctx, tables, once) },
+		"cdn":     func(ctx context.Context) error { return m.ingestCDN(ctx, tables, once) },
 	}
-	// Running continuously, a failed intake (an AWS outage past the SDK's own
-	// retries, say) is restarted from its committed checkpoints after a
-	// pause, rather than taking the other intake and the process down.
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return m.supervise(gctx, "kinesis", func(ctx context.Context) error { return m.ingestKinesis(ctx, tables, false) })
-	})
-	g.Go(func() error {
-		return m.supervise(gctx, "cdn", func(ctx context.Context) error { return m.ingestCDN(ctx, tables, false) })
-	})
+	for name, run := range intakes {
+		if once {
+			g.Go(func() error { return run(gctx) })
+			continue
+		}
+		// Running continuously, a failed intake (an AWS outage past the
+		// SDK's own retries, say) is restarted from its committed
+		// checkpoints after a pause, rather than taking the other intake
+		// and the process down.
+		g.Go(func() error { return m.supervise(gctx, name, run) })
+	}
 	return g.Wait()
 }
 
