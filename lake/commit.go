@@ -4,14 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/google/uuid"
 )
 
@@ -28,6 +34,10 @@ const (
 	// SummaryCommitID identifies the batch a snapshot holds, so a retry can
 	// tell whether its batch already landed.
 	SummaryCommitID = "qoslake.commit-id"
+	// summaryLastRewriteKey is the sequence number of the last snapshot
+	// that rewrote data files (compaction, a retention delete), carried
+	// forward by every later snapshot like the checkpoint.
+	summaryLastRewriteKey = "qoslake.last-rewrite-seq"
 )
 
 var (
@@ -64,6 +74,11 @@ type Batch struct {
 	// (for example the upstream snapshot a derived table consumed). Keys get
 	// the "qoslake." prefix.
 	Summary map[string]string
+	// Guard, when set, is called before each commit attempt with the table
+	// state the batch would be committed on; an error stops the commit
+	// (wrapped in ErrGuard) and nothing lands. It checks what a checkpoint
+	// cannot express, such as "no other writer committed this object".
+	Guard func(ctx context.Context, s State) error
 }
 
 // Committed reports how a batch landed.
@@ -77,20 +92,28 @@ type Committed struct {
 	Attempts      int
 }
 
-// Retry bounds for commit conflicts. Many writers on one table commit about
-// once a second each; 25 attempts with capped, jittered backoff rides out
-// tens of concurrent writers.
+// Retry bounds. Many writers on one table commit about once a second
+// each; 25 attempts with capped, jittered backoff rides out tens of
+// concurrent writers. A transient failure (a network error, throttling, a
+// busy catalog) is retried fewer times: past that it is an outage, and the
+// caller's restart with backoff is the better place to wait.
 const (
-	maxCommitAttempts = 25
-	minBackoff        = 20 * time.Millisecond
-	maxBackoff        = 2 * time.Second
+	maxCommitAttempts    = 25
+	maxTransientAttempts = 6
+	minBackoff           = 20 * time.Millisecond
+	maxBackoff           = 2 * time.Second
 )
+
+// ErrGuard wraps the error a Batch.Guard returned: the batch was not
+// committed, and retrying it as it is would fail the same way.
+var ErrGuard = errors.New("commit guard refused the batch")
 
 // Commit writes the batch's rows as Parquet data files once and commits them
 // with the advanced checkpoint. On a conflict with another writer it
 // reloads the table, checks whether the batch already landed and whether
-// its checkpoint keys are still where the batch started, and retries with
-// capped, jittered backoff.
+// its checkpoint keys are still where the batch started, runs the batch's
+// guard again, and retries with capped, jittered backoff. Errors that no
+// retry can fix (access denied, invalid metadata) are returned at once.
 func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 	ctx = t.lake.ctx(ctx)
 	if b.ID == "" {
@@ -111,6 +134,7 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 	}
 
 	base := tbl.CurrentSnapshot()
+	transient := 0
 	for attempt := 1; ; attempt++ {
 		cp, err := checkpointOf(tbl)
 		if err != nil {
@@ -135,8 +159,16 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 			}
 			return Committed{}, fmt.Errorf("%s: %w", t.Name(), ErrCheckpointMoved)
 		}
+		if b.Guard != nil {
+			// Checked against the very state the commit is based on: a
+			// writer that commits after this check makes our commit
+			// conflict, and the guard runs again on the reload.
+			if err := b.Guard(ctx, State{t: t, tbl: tbl}); err != nil {
+				return Committed{}, fmt.Errorf("%s: %w: %w", t.Name(), ErrGuard, err)
+			}
+		}
 
-		props := snapshotProps(cp, b)
+		props := snapshotProps(tbl, cp, b)
 		tx := tbl.NewTransaction()
 		if len(files) == 0 {
 			// A batch of only checkpoint moves still needs a snapshot.
@@ -147,7 +179,9 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 		if err != nil {
 			return Committed{}, fmt.Errorf("stage commit to %s: %w", t.Name(), err)
 		}
+		staged := tbl
 		next, err := tx.Commit(ctx)
+		commitErr := err
 		if err == nil {
 			t.set(next)
 			t.lake.obs.Committed(t.Name(), rows)
@@ -156,12 +190,18 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 		if ctx.Err() != nil {
 			return Committed{}, fmt.Errorf("commit to %s: %w", t.Name(), ctx.Err())
 		}
-		if isConflict(err) {
-			t.lake.obs.Conflict(t.Name())
-		} else {
+		kind := classifyCommitError(err)
+		if kind == commitFailed {
+			return Committed{}, fmt.Errorf("commit to %s: %w", t.Name(), err)
+		}
+		if kind == commitTransient {
 			// The outcome is unknown (the catalog may have applied it):
 			// the reload below finds our commit id if it did.
+			transient++
 			t.lake.log.Warn("commit outcome unknown, checking", "table", t.Name(), "batch", b.ID, "error", err)
+			if transient >= maxTransientAttempts {
+				return Committed{}, fmt.Errorf("commit to %s after %d transient failures: %w", t.Name(), transient, err)
+			}
 		}
 		if attempt >= maxCommitAttempts {
 			return Committed{}, fmt.Errorf("%s after %d attempts: %w (last: %w)", t.Name(), attempt, ErrConflictRetriesExhausted, err)
@@ -172,8 +212,34 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 		if tbl, err = t.Refresh(ctx); err != nil {
 			return Committed{}, err
 		}
+		if kind == commitConflict {
+			if !errors.Is(commitErr, table.ErrCommitFailed) && tbl.MetadataLocation() == staged.MetadataLocation() {
+				// A lost race leaves the table changed by someone else; this
+				// one did not: the message matched, the cause is another.
+				return Committed{}, fmt.Errorf("commit to %s: %w", t.Name(), commitErr)
+			}
+			t.lake.obs.Conflict(t.Name())
+		}
 	}
 }
+
+// State is a table as one commit attempt sees it, for a Batch.Guard.
+type State struct {
+	t   *Table
+	tbl *table.Table
+}
+
+// Position is the state's current snapshot.
+func (s State) Position() SnapshotPos { return positionOf(s.tbl) }
+
+// ReadAppended reads what was appended after from up to this state (see
+// Table.ReadAppended).
+func (s State) ReadAppended(ctx context.Context, from SnapshotPos, o ReadOptions, fn func(arrow.RecordBatch) error) (Increment, error) {
+	return s.t.readAppended(ctx, s.tbl, from, o, fn)
+}
+
+// Checkpoint is the state's checkpoint.
+func (s State) Checkpoint() (Checkpoint, error) { return checkpointOf(s.tbl) }
 
 func (t *Table) writeFiles(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch) ([]iceberg.DataFile, error) {
 	var nonEmpty []arrow.RecordBatch
@@ -251,6 +317,24 @@ func checkpointOf(tbl *table.Table) (Checkpoint, error) {
 	return Checkpoint{}, nil
 }
 
+// lastRewriteOf is the sequence number of the last qoslake snapshot that
+// rewrote data files, as carried by the newest qoslake snapshot; 0 when none
+// did.
+func lastRewriteOf(tbl *table.Table) int64 {
+	meta := tbl.Metadata()
+	for s := meta.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil && s.Summary.Properties[summaryVersionKey] != "" {
+			n, _ := strconv.ParseInt(s.Summary.Properties[summaryLastRewriteKey], 10, 64) // absent: none
+			return n
+		}
+		if s.ParentSnapshotID == nil {
+			return 0
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return 0
+}
+
 func checkpointFromProps(p iceberg.Properties) Checkpoint {
 	cp := Checkpoint{}
 	for k, v := range p {
@@ -270,7 +354,7 @@ func checkpointProps(cp Checkpoint) iceberg.Properties {
 	return props
 }
 
-func snapshotProps(cp Checkpoint, b Batch) iceberg.Properties {
+func snapshotProps(tbl *table.Table, cp Checkpoint, b Batch) iceberg.Properties {
 	next := Checkpoint{}
 	for k, v := range cp {
 		next[k] = v
@@ -279,6 +363,9 @@ func snapshotProps(cp Checkpoint, b Batch) iceberg.Properties {
 		next[p.Key] = p.To
 	}
 	props := checkpointProps(next)
+	if last := lastRewriteOf(tbl); last > 0 {
+		props[summaryLastRewriteKey] = strconv.FormatInt(last, 10)
+	}
 	props[SummaryCommitID] = b.ID
 	for k, v := range b.Summary {
 		props[summaryPrefix+k] = v
@@ -355,14 +442,53 @@ func checkAdvance(adv []Position) error {
 	return nil
 }
 
-// isConflict reports whether a commit failed because another writer changed
-// the table first, so nothing was applied. The SQL and Glue catalogs check
-// the commit's requirements against the table they load and return a plain
-// "requirement failed" error rather than table.ErrCommitFailed, so the
-// message is the only signal iceberg-go v0.7.0 gives for that case.
-func isConflict(err error) bool {
-	return errors.Is(err, table.ErrCommitFailed) ||
-		strings.Contains(strings.ToLower(err.Error()), "requirement failed")
+type commitErrorKind int
+
+const (
+	commitConflict  commitErrorKind = iota // another writer changed the table first; nothing applied
+	commitTransient                        // may or may not have applied; reload and look
+	commitFailed                           // no retry can fix it
+)
+
+// classifyCommitError says what a failed catalog commit means for a retry.
+//
+// The SQL and Glue catalogs report a lost race in two ways: wrapped in
+// table.ErrCommitFailed (the catalog row or Glue version moved), or as the
+// plain error of a failed requirement when they validate the commit against
+// the table they load ("requirement failed: branch main has changed: ...").
+// iceberg-go v0.7.0 gives no type for the second, so its message is matched,
+// narrowly; the caller then confirms the table really changed.
+func classifyCommitError(err error) commitErrorKind {
+	if errors.Is(err, table.ErrCommitFailed) {
+		return commitConflict
+	}
+	msg := strings.ToLower(err.Error())
+	if strings.Contains(msg, "requirement failed:") &&
+		(strings.Contains(msg, "has changed") || strings.Contains(msg, "concurrently") || strings.Contains(msg, "is missing")) {
+		return commitConflict
+	}
+	if isTransient(err) {
+		return commitTransient
+	}
+	return commitFailed
+}
+
+// isTransient reports failures worth trying again: the SDK's own view of
+// retryable AWS errors (throttling, 5xx, connection resets), network
+// timeouts, a cut connection, and a busy SQLite catalog.
+func isTransient(err error) bool {
+	if retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err) == aws.TrueTernary {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "sqlite_busy")
 }
 
 // backoff is capped exponential with full jitter.

@@ -3,6 +3,7 @@ package lake
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/apache/iceberg-go"
@@ -102,9 +103,12 @@ func (t *Table) Maintain(ctx context.Context, o MaintainOptions) (MaintainReport
 }
 
 // retryCommit runs stage (which builds a transaction on a fresh table) and
-// commits it, reloading and rebuilding on conflicts with other writers.
+// commits it, reloading and rebuilding on conflicts with other writers and
+// on transient failures (a maintenance step is rebuilt from the reloaded
+// table, so an unknown outcome needs no special care).
 func (t *Table) retryCommit(ctx context.Context, what string, stage func(*table.Table, *table.Transaction) (bool, error)) error {
 	tbl := t.current()
+	transient := 0
 	for attempt := 1; ; attempt++ {
 		tx := tbl.NewTransaction()
 		ok, err := stage(tbl, tx)
@@ -119,10 +123,16 @@ func (t *Table) retryCommit(ctx context.Context, what string, stage func(*table.
 			t.set(next)
 			return nil
 		}
-		if !isConflict(err) || attempt >= maxCommitAttempts {
+		kind := classifyCommitError(err)
+		if kind == commitTransient {
+			transient++
+		}
+		if kind == commitFailed || transient >= maxTransientAttempts || attempt >= maxCommitAttempts {
 			return fmt.Errorf("%s %s: %w", what, t.Name(), err)
 		}
-		t.lake.obs.Conflict(t.Name())
+		if kind == commitConflict {
+			t.lake.obs.Conflict(t.Name())
+		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return err
 		}
@@ -133,13 +143,24 @@ func (t *Table) retryCommit(ctx context.Context, what string, stage func(*table.
 }
 
 // carried returns the current checkpoint as summary properties, for a
-// maintenance snapshot to carry forward.
-func carried(tbl *table.Table) (iceberg.Properties, error) {
+// maintenance snapshot to carry forward. A step that rewrites data files
+// (rewrites) marks its own sequence number as the table's last rewrite: the
+// rows of rewritten files get new sequence numbers, so a consumer's
+// sequence-number fallback must not read them again (see ReadAppended).
+func carried(tbl *table.Table, rewrites bool) (iceberg.Properties, error) {
 	cp, err := checkpointOf(tbl)
 	if err != nil {
 		return nil, err
 	}
-	return checkpointProps(cp), nil
+	props := checkpointProps(cp)
+	last := lastRewriteOf(tbl)
+	if rewrites {
+		last = tbl.Metadata().LastSequenceNumber() + 1
+	}
+	if last > 0 {
+		props[summaryLastRewriteKey] = strconv.FormatInt(last, 10)
+	}
+	return props, nil
 }
 
 func (t *Table) deleteBefore(ctx context.Context, column string, before time.Time) error {
@@ -147,7 +168,7 @@ func (t *Table) deleteBefore(ctx context.Context, column string, before time.Tim
 		if tbl.CurrentSnapshot() == nil {
 			return false, nil
 		}
-		props, err := carried(tbl)
+		props, err := carried(tbl, true)
 		if err != nil {
 			return false, err
 		}
@@ -185,7 +206,7 @@ func (t *Table) compact(ctx context.Context, o MaintainOptions) (in, out int, er
 		if len(plan.Groups) == 0 {
 			return false, nil
 		}
-		props, err := carried(tbl)
+		props, err := carried(tbl, true)
 		if err != nil {
 			return false, err
 		}

@@ -54,8 +54,10 @@ func ParseSnapshotPos(s string) (SnapshotPos, error) {
 
 // Position is the table's current snapshot as a consumer position (as last
 // loaded; zero for an empty table).
-func (t *Table) Position() SnapshotPos {
-	s := t.current().CurrentSnapshot()
+func (t *Table) Position() SnapshotPos { return positionOf(t.current()) }
+
+func positionOf(tbl *table.Table) SnapshotPos {
+	s := tbl.CurrentSnapshot()
 	if s == nil {
 		return SnapshotPos{}
 	}
@@ -66,7 +68,8 @@ func (t *Table) Position() SnapshotPos {
 type ReadOptions struct {
 	// MaxRows, when positive, stops the read at the last snapshot that keeps
 	// the rows read at or under it (but always reads at least one snapshot),
-	// so a consumer catching up commits in bounded steps.
+	// so a consumer catching up commits in bounded steps. It holds for a
+	// first read (from the zero position) and for the fallback too.
 	MaxRows int64
 	// Fields, when set, are the only columns read.
 	Fields []string
@@ -79,15 +82,24 @@ type Increment struct {
 	From, To SnapshotPos
 	Rows     int64
 	// Replayed is set when From had been expired and the fallback was taken:
-	// every data file with a sequence number above From's was read. That
-	// includes all rows appended after From, and may include rows that were
-	// read before and since rewritten by compaction, so the consumer must
-	// drop rows it already holds (by event id).
+	// every data file with a sequence number above From's, up to To's, was
+	// read. ReadAppended takes the fallback only when those files were all
+	// appended (see ErrReplayUnsafe), so it reads each row once.
 	Replayed bool
 }
 
-// ErrNoChange means nothing was appended after the given position.
-var ErrNoChange = errors.New("no new snapshots")
+var (
+	// ErrNoChange means nothing was appended after the given position.
+	ErrNoChange = errors.New("no new snapshots")
+	// ErrReplayUnsafe means the consumer's start snapshot was expired and
+	// data files were rewritten (compacted, or rewritten by a delete) after
+	// it: the rewritten files hold rows the consumer already read, under new
+	// sequence numbers, so reading by sequence number would repeat them. The
+	// read stops rather than double rows; qoslake's maintenance never
+	// expires a snapshot a consumer still needs, so only an outside tool
+	// leads here.
+	ErrReplayUnsafe = errors.New("start snapshot expired and data rewritten since: cannot resume exactly")
+)
 
 // ReadAppended calls fn with the rows appended to the table after from, up to
 // the table's current snapshot (as last loaded; call Refresh first). Only
@@ -95,18 +107,28 @@ var ErrNoChange = errors.New("no new snapshots")
 //
 // When from is no longer in the table's history (its snapshot was expired),
 // ReadAppended falls back to reading every live data file whose data
-// sequence number is greater than from's, and sets Increment.Replayed.
+// sequence number is greater than from's, and sets Increment.Replayed; it
+// refuses with ErrReplayUnsafe when files were rewritten since from.
 func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, o ReadOptions, fn func(arrow.RecordBatch) error) (Increment, error) {
-	maxRows := o.MaxRows
+	return t.readAppended(ctx, t.current(), from, o, fn)
+}
+
+func (t *Table) readAppended(ctx context.Context, tbl *table.Table, from SnapshotPos, o ReadOptions, fn func(arrow.RecordBatch) error) (Increment, error) {
 	ctx = t.lake.ctx(ctx)
-	tbl := t.current()
 	cur := tbl.CurrentSnapshot()
 	inc := Increment{From: from}
 	if cur == nil || cur.SnapshotID == from.SnapshotID {
 		return inc, ErrNoChange
 	}
-	if maxRows > 0 && !from.IsZero() && tbl.SnapshotByID(from.SnapshotID) != nil {
-		cur = limitSnapshots(tbl, from.SnapshotID, cur, maxRows)
+	incremental := !from.IsZero() && tbl.SnapshotByID(from.SnapshotID) != nil && isAncestor(tbl, from.SnapshotID, cur)
+	replay := !from.IsZero() && !incremental
+	if replay {
+		if err := checkReplay(tbl, from, cur); err != nil {
+			return inc, fmt.Errorf("%s after snapshot %d (sequence %d): %w", t.Name(), from.SnapshotID, from.SequenceNumber, err)
+		}
+	}
+	if o.MaxRows > 0 {
+		cur = limitSnapshots(tbl, from, cur, o.MaxRows)
 	}
 	inc.To = SnapshotPos{SnapshotID: cur.SnapshotID, SequenceNumber: cur.SequenceNumber}
 
@@ -120,7 +142,7 @@ func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, o ReadOption
 	switch {
 	case from.IsZero():
 		tasks, err = scan.PlanFiles(ctx)
-	case tbl.SnapshotByID(from.SnapshotID) != nil && isAncestor(tbl, from.SnapshotID, cur):
+	case incremental:
 		tasks, err = tbl.NewIncrementalAppendScan().
 			FromSnapshotExclusive(from.SnapshotID).ToSnapshot(cur.SnapshotID).PlanFiles(ctx)
 	default:
@@ -159,26 +181,58 @@ func (t *Table) ReadAppended(ctx context.Context, from SnapshotPos, o ReadOption
 	return inc, nil
 }
 
-// limitSnapshots walks back from cur to from and returns the newest
+// checkReplay decides whether the sequence-number fallback after from is
+// exact: no snapshot after from may have rewritten data files. qoslake's
+// own rewrites are recorded in every later snapshot (even once the
+// rewriting snapshot is expired); snapshots written by other tools are
+// checked by their operation while they are retained.
+func checkReplay(tbl *table.Table, from SnapshotPos, cur *table.Snapshot) error {
+	if last := lastRewriteOf(tbl); last > from.SequenceNumber {
+		return fmt.Errorf("%w (data files rewritten at sequence %d)", ErrReplayUnsafe, last)
+	}
+	meta := tbl.Metadata()
+	for s := cur; s != nil && s.SequenceNumber > from.SequenceNumber; {
+		if s.Summary != nil && s.Summary.Operation != table.OpAppend && s.Summary.Properties["added-data-files"] != "" &&
+			s.Summary.Properties["added-data-files"] != "0" {
+			return fmt.Errorf("%w (snapshot %d, %s, added data files)", ErrReplayUnsafe, s.SnapshotID, s.Summary.Operation)
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = meta.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return nil
+}
+
+// limitSnapshots walks back from cur towards from and returns the newest
 // snapshot whose appended rows since from stay within maxRows (at least the
-// first snapshot after from).
-func limitSnapshots(tbl *table.Table, from int64, cur *table.Snapshot, maxRows int64) *table.Snapshot {
+// first snapshot after from). For a first read (from zero) the walk goes
+// back to the oldest retained snapshot, whose whole content counts; for the
+// fallback (from expired) it goes back to the oldest retained snapshot after
+// from's sequence number.
+func limitSnapshots(tbl *table.Table, from SnapshotPos, cur *table.Snapshot, maxRows int64) *table.Snapshot {
 	meta := tbl.Metadata()
 	var chain []*table.Snapshot
-	for s := cur; s != nil && s.SnapshotID != from; {
+	for s := cur; s != nil && s.SnapshotID != from.SnapshotID && s.SequenceNumber > from.SequenceNumber; {
 		chain = append(chain, s)
 		if s.ParentSnapshotID == nil {
 			break
 		}
 		s = meta.SnapshotByID(*s.ParentSnapshotID)
 	}
+	if len(chain) == 0 {
+		return cur
+	}
 	var rows int64
 	pick := cur
 	for i := len(chain) - 1; i >= 0; i-- {
 		s := chain[i]
-		if s.Summary != nil && s.Summary.Operation == table.OpAppend {
-			n, _ := strconv.ParseInt(s.Summary.Properties["added-records"], 10, 64)
-			rows += n
+		switch {
+		case i == len(chain)-1 && from.IsZero():
+			// A first read reads the whole table as of this snapshot.
+			rows += summaryInt(s, "total-records")
+		case s.Summary != nil && s.Summary.Operation == table.OpAppend:
+			rows += summaryInt(s, "added-records")
 		}
 		if rows > maxRows && i != len(chain)-1 {
 			return pick
@@ -186,6 +240,16 @@ func limitSnapshots(tbl *table.Table, from int64, cur *table.Snapshot, maxRows i
 		pick = s
 	}
 	return pick
+}
+
+// summaryInt reads a counter of a snapshot summary; one that is missing
+// counts as zero, which only makes a step larger, never skips rows.
+func summaryInt(s *table.Snapshot, key string) int64 {
+	if s.Summary == nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(s.Summary.Properties[key], 10, 64)
+	return n
 }
 
 func isAncestor(tbl *table.Table, id int64, s *table.Snapshot) bool {

@@ -242,8 +242,13 @@ func (t *Table) current() *table.Table {
 func (t *Table) set(tbl *table.Table) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// Keep the newest: a slow commit must not roll the handle back.
-	if t.tbl == nil || tbl.Metadata().LastUpdatedMillis() >= t.tbl.Metadata().LastUpdatedMillis() {
+	// Keep the newest: a slow commit must not roll the handle back. Newest
+	// is the higher last sequence number, which the catalog orders; the
+	// last-updated time is the committing host's wall clock, and with skew
+	// between hosts it would refuse a fresher state. At an equal sequence
+	// number (a maintenance commit that adds no snapshot, such as expiry)
+	// the state just loaded or committed wins.
+	if t.tbl == nil || tbl.Metadata().LastSequenceNumber() >= t.tbl.Metadata().LastSequenceNumber() {
 		t.tbl = tbl
 	}
 }
