@@ -84,6 +84,8 @@ type Config struct {
 	GeoIPReload     time.Duration
 	PlayerLateness  time.Duration
 	CDNLateness     time.Duration
+	ClockSkew       time.Duration
+	DedupMaxIDs     int
 	SilverEvery     time.Duration
 
 	MaintainEvery   time.Duration
@@ -120,6 +122,8 @@ func Default() *Config {
 		GeoIPReload:      time.Minute,
 		PlayerLateness:   10 * time.Minute,
 		CDNLateness:      6 * time.Hour,
+		ClockSkew:        5 * time.Minute,
+		DedupMaxIDs:      10_000_000,
 		SilverEvery:      2 * time.Second,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
@@ -191,6 +195,8 @@ func (c *Config) Settings() []Setting {
 		s(Silver, "geoip-reload", "how often the GeoIP files are checked for changes", (*durationValue)(&c.GeoIPReload)),
 		s(Silver, "player-lateness", "how late a player event may arrive and still be checked for duplicates (the watermark lag)", (*durationValue)(&c.PlayerLateness)),
 		s(Silver, "cdn-lateness", "the same for CDN log lines, which arrive hours late", (*durationValue)(&c.CDNLateness)),
+		s(Silver, "clock-skew", "how far ahead of its ingest time an event's own time may move the watermark (caps fast device clocks)", (*durationValue)(&c.ClockSkew)),
+		s(Silver, "dedup-max-ids", "event ids the duplicate check holds per table (about 50 bytes each); past it the oldest are forgotten and counted", (*intValue)(&c.DedupMaxIDs)),
 		s(Silver, "silver-every", "how often run moves new bronze rows to silver", (*durationValue)(&c.SilverEvery)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
@@ -345,6 +351,15 @@ func (c *Config) Resolve(groups ...Group) error {
 		}
 		if c.PlayerLateness < 0 || c.CDNLateness < 0 {
 			bad("player-lateness", "lateness must not be negative")
+		}
+		if c.Enrich && c.GeoIPReload < time.Second {
+			bad("geoip-reload", "%s is under a second", c.GeoIPReload)
+		}
+		if c.ClockSkew < 0 {
+			bad("clock-skew", "must not be negative")
+		}
+		if c.DedupMaxIDs < 1000 {
+			bad("dedup-max-ids", "%d is under 1000", c.DedupMaxIDs)
 		}
 		if c.SilverEvery < 100*time.Millisecond {
 			bad("silver-every", "must be at least 100ms")

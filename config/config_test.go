@@ -69,3 +69,22 @@ func TestResolveDefaultsLocalState(t *testing.T) {
 		t.Errorf("glue with s3 warehouse: %v bucket %q", err, c.WarehouseBucket())
 	}
 }
+
+// Settings that would fail later (a zero reload interval panicked the
+// GeoIP watcher's ticker) are refused at start, naming the flag.
+func TestBadSilverSettingsAreRefusedAtStart(t *testing.T) {
+	cases := map[string]func(*config.Config){
+		"geoip-reload":  func(c *config.Config) { c.GeoIPReload = 0 },
+		"clock-skew":    func(c *config.Config) { c.ClockSkew = -time.Second },
+		"dedup-max-ids": func(c *config.Config) { c.DedupMaxIDs = 0 },
+	}
+	for flagName, set := range cases {
+		c := config.Default()
+		c.Demo, c.GeoIPCity, c.GeoIPASN = true, "c.mmdb", "a.mmdb"
+		set(c)
+		err := c.Resolve(config.Core, config.Silver)
+		if err == nil || !strings.Contains(err.Error(), flagName) {
+			t.Errorf("%s: err = %v, want one naming the flag", flagName, err)
+		}
+	}
+}

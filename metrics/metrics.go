@@ -141,6 +141,8 @@ type Silver struct {
 	Invalid    *prometheus.CounterVec
 	Duplicates *prometheus.CounterVec
 	Watermarks *prometheus.GaugeVec
+	DedupSize  *prometheus.GaugeVec
+	DedupEvict *prometheus.CounterVec
 }
 
 func newSilver(reg *prometheus.Registry) *Silver {
@@ -157,9 +159,23 @@ func newSilver(reg *prometheus.Registry) *Silver {
 			Namespace: "qoslake", Name: "watermark_seconds",
 			Help: "Event-time watermark (newest event time minus allowed lateness), Unix seconds, by table.",
 		}, []string{"table"}),
+		DedupSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "dedup_ids",
+			Help: "Event ids the duplicate check holds (bounded by --dedup-max-ids), by table.",
+		}, []string{"table"}),
+		DedupEvict: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "dedup_ids_evicted_total",
+			Help: "Event ids forgotten before the watermark passed them because --dedup-max-ids was reached, by table: duplicates of these are no longer caught.",
+		}, []string{"table"}),
 	}
-	reg.MustRegister(s.Invalid, s.Duplicates, s.Watermarks)
+	reg.MustRegister(s.Invalid, s.Duplicates, s.Watermarks, s.DedupSize, s.DedupEvict)
 	return s
+}
+
+// DedupIDs implements silver.Observer.
+func (s *Silver) DedupIDs(table string, ids, evicted int) {
+	s.DedupSize.WithLabelValues(table).Set(float64(ids))
+	s.DedupEvict.WithLabelValues(table).Add(float64(evicted))
 }
 
 // InvalidValue implements silver.Observer.

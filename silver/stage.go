@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,6 +37,9 @@ type Observer interface {
 	InvalidValue(table, field string)
 	Duplicate(table string)
 	Watermark(table string, t time.Time)
+	// DedupIDs is how many event ids the duplicate check holds; evicted
+	// counts ids forgotten early because the bound (MaxDedupIDs) was reached.
+	DedupIDs(table string, ids, evicted int)
 }
 
 type nopObserver struct{}
@@ -43,6 +47,7 @@ type nopObserver struct{}
 func (nopObserver) InvalidValue(string, string) {}
 func (nopObserver) Duplicate(string)            {}
 func (nopObserver) Watermark(string, time.Time) {}
+func (nopObserver) DedupIDs(string, int, int)   {}
 
 // Stage moves what bronze committed since silver's checkpoint into silver:
 // typed, anonymised, enriched and de-duplicated. Each silver commit records
@@ -58,9 +63,19 @@ type Stage struct {
 	Lateness time.Duration
 	// MaxRows bounds one commit when catching up (default 100,000: about
 	// 100 MB of silver rows in memory).
-	MaxRows  int64
-	Logger   *slog.Logger
-	Observer Observer
+	MaxRows int64
+	// MaxClockSkew is how far ahead of its ingest time an event's own time
+	// may move the watermark (default 5 minutes): bronze accepts device
+	// clocks up to a day fast, and one such event must not push the
+	// watermark a day ahead and switch the duplicate check off.
+	MaxClockSkew time.Duration
+	// MaxDedupIDs bounds the ids the duplicate check remembers (default
+	// 10,000,000, about 500 MB). Past it the oldest ids (by event time) are
+	// forgotten first, counted, and a duplicate of one of those is no
+	// longer caught; the watermark and the rows are not affected.
+	MaxDedupIDs int
+	Logger      *slog.Logger
+	Observer    Observer
 
 	seen *dedup
 	// seenAt is the silver snapshot seen reflects: rows another process
@@ -79,14 +94,26 @@ func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
 	if s.MaxRows <= 0 {
 		s.MaxRows = 100_000
 	}
+	if s.MaxClockSkew <= 0 {
+		s.MaxClockSkew = 5 * time.Minute
+	}
+	if s.MaxDedupIDs <= 0 {
+		s.MaxDedupIDs = 10_000_000
+	}
 	if s.headers == nil {
 		s.headers = map[string]*cloudfront.Header{}
 	}
 	if s.seen != nil {
 		return s.catchUp(ctx)
 	}
-	wm, _ := strconv.ParseInt(cp[watermarkKey], 10, 64)
-	s.seen = newDedup(s.Lateness, wm)
+	var wm int64
+	if v := cp[watermarkKey]; v != "" {
+		var err error
+		if wm, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return fmt.Errorf("%s checkpoint %s=%q: %w", s.Silver.Name(), watermarkKey, v, err)
+		}
+	}
+	s.seen = newDedup(s.Lateness, wm, s.MaxDedupIDs)
 	s.seenAt = s.Silver.Position()
 	if wm == 0 {
 		return nil
@@ -111,12 +138,14 @@ func (s *Stage) catchUp(ctx context.Context) error {
 	return nil
 }
 
+// remember adds committed silver rows to the duplicate check. The
+// watermark is not moved by them: it is checkpointed with each commit.
 func (s *Stage) remember(r arrow.RecordBatch) error {
 	col := s.timeColumn()
 	ids := column[*array.String](r, "event_id")
 	ts := column[*array.Timestamp](r, col)
 	for i := range ids.Len() {
-		s.seen.add(ids.Value(i), int64(ts.Value(i)))
+		s.seen.remember(idKey(ids.Value(i)), int64(ts.Value(i)))
 	}
 	return nil
 }
@@ -154,6 +183,10 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	defer out.Release()
+	// Ids of this increment are held apart until its commit lands: a read
+	// or commit that fails must not leave them looking like duplicates.
+	s.seen.begin()
+	defer s.seen.abort()
 	var rows, dups int
 	var fields []string
 	inc, err := s.Bronze.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: s.MaxRows}, func(r arrow.RecordBatch) error {
@@ -175,25 +208,26 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("%s from %s: %w", s.Silver.Name(), s.Bronze.Name(), err)
 	}
 	if inc.Replayed {
-		s.Logger.Warn("bronze snapshot expired before silver read it; re-read by sequence number, duplicates dropped by event id",
+		s.Logger.Warn("bronze snapshot expired before silver read it; read by sequence number (no data rewritten since, so exact)",
 			"bronze", s.Bronze.Name(), "from", inc.From.String())
 	}
 	rec := out.Batch()
 	defer rec.Release()
 	adv := []lake.Position{{Key: upKey, From: cp[upKey], To: inc.To.String()}}
-	if wm := strconv.FormatInt(s.seen.watermark(), 10); s.seen.max > 0 && wm != cp[watermarkKey] {
+	if wm := strconv.FormatInt(s.seen.pendingWatermark(), 10); s.seen.pendingMax > 0 && wm != cp[watermarkKey] {
 		adv = append(adv, lake.Position{Key: watermarkKey, From: cp[watermarkKey], To: wm})
 	}
 	if _, err := s.Silver.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rec}, Advance: adv}); err != nil {
-		// The dedup state may hold ids of rows that did not land: rebuild it
-		// from silver on the next run.
-		s.seen = nil
 		return 0, fmt.Errorf("commit %s: %w", s.Silver.Name(), err)
 	}
-	// Our own rows are in seen already.
+	// Landed: the increment's ids join the duplicate check. Rows other
+	// processes committed before ours were read by catchUp; those committed
+	// in between are read at the next catchUp (our own again too: harmless).
+	s.seen.commit()
 	s.seenAt = s.Silver.Position()
 	s.seen.prune()
 	s.Observer.Watermark(s.Silver.Name(), time.UnixMicro(s.seen.watermark()))
+	s.Observer.DedupIDs(s.Silver.Name(), len(s.seen.seen), s.seen.takeEvicted())
 	s.Logger.Debug("silver committed", "table", s.Silver.Name(), "rows", rows, "duplicates", dups, "bronze_snapshot", inc.To.SnapshotID)
 	return rows, nil
 }
@@ -224,19 +258,26 @@ func (s *Stage) player(r arrow.RecordBatch, out *lake.Rows) (rows, dups int, err
 	ingest := column[*array.Timestamp](r, "ingest_time")
 	for i := range int(r.NumRows()) {
 		t := int64(times.Value(i))
-		row, probs, err := s.Transformer.PlayerEvent([]byte(payload.Value(i)), types.Value(i), time.UnixMicro(t).UTC())
+		raw := []byte(payload.Value(i))
+		row, probs, err := s.Transformer.PlayerEvent(raw, types.Value(i), time.UnixMicro(t).UTC())
 		if err != nil {
-			// Bronze accepted it as a JSON object; this cannot happen unless
-			// bronze was written by something else.
-			s.Logger.Error("bronze payload unreadable", "shard", shards.Value(i), "sequence", seqs.Value(i), "error", err)
-			continue
+			// Bronze accepted it as a JSON object, so only a bronze written
+			// by something else leads here. The row is kept with what bronze
+			// knows (type, time, position) and the problem counted, as for
+			// any value the transform cannot use: silver never drops a row
+			// bronze committed.
+			s.Logger.Warn("bronze payload untypable; row kept with bronze's columns only",
+				"shard", shards.Value(i), "sequence", seqs.Value(i), "error", err)
+			row = PlayerRow{EventID: EventID(raw), EventType: types.Value(i), EventTime: time.UnixMicro(t).UTC()}
+			probs = []Problem{{Field: "payload", Detail: err.Error()}}
 		}
-		if !s.keep(row.EventID, t, probs) {
+		in := int64(ingest.Value(i))
+		if !s.keep(row.EventID, t, in, probs) {
 			dups++
 			continue
 		}
 		row.ShardID, row.SequenceNumber = shards.Value(i), seqs.Value(i)
-		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
+		row.IngestTime = time.UnixMicro(in).UTC()
 		appendPlayer(out, &row)
 		rows++
 	}
@@ -255,20 +296,30 @@ func (s *Stage) cdn(r arrow.RecordBatch, out *lake.Rows, fields []string) (rows,
 		h, ok := s.headers[raw]
 		if !ok {
 			if h, err = cloudfront.ParseHeader(raw); err != nil {
-				return rows, dups, fields, fmt.Errorf("bronze #Fields %q: %w", raw, err)
+				// Bronze stores only headers it parsed, so only a bronze
+				// written by something else leads here: keep the row with
+				// its time and source, count the problem, never stall the
+				// stage on one row.
+				h = nil
 			}
 			s.headers[raw] = h
 		}
 		t := int64(times.Value(i))
 		var row CDNRow
 		var probs []Problem
-		row, probs, fields = s.Transformer.CDNLine(h, lines.Value(i), time.UnixMicro(t).UTC(), fields)
-		if !s.keep(row.EventID, t, probs) {
+		if h != nil {
+			row, probs, fields = s.Transformer.CDNLine(h, lines.Value(i), time.UnixMicro(t).UTC(), fields)
+		} else {
+			row = CDNRow{EventID: EventID([]byte(lines.Value(i))), LogTime: time.UnixMicro(t).UTC()}
+			probs = []Problem{{Field: "fields", Detail: fmt.Sprintf("bronze #Fields %q does not parse", limit(raw))}}
+		}
+		in := int64(ingest.Value(i))
+		if !s.keep(row.EventID, t, in, probs) {
 			dups++
 			continue
 		}
 		row.ObjectKey, row.LineNumber = keys.Value(i), numbers.Value(i)
-		row.IngestTime = time.UnixMicro(int64(ingest.Value(i))).UTC()
+		row.IngestTime = time.UnixMicro(in).UTC()
 		appendCDN(out, &row)
 		rows++
 	}
@@ -276,9 +327,11 @@ func (s *Stage) cdn(r arrow.RecordBatch, out *lake.Rows, fields []string) (rows,
 }
 
 // keep reports whether a row is new within the watermark, and counts the
-// duplicates it drops and the values the transform left empty.
-func (s *Stage) keep(id string, t int64, probs []Problem) bool {
-	if !s.seen.add(id, t) {
+// duplicates it drops and the values the transform left empty. ingest is
+// when bronze read the row: the event time that moves the watermark is
+// capped at ingest plus MaxClockSkew.
+func (s *Stage) keep(id string, t, ingest int64, probs []Problem) bool {
+	if !s.seen.add(idKey(id), t, min(t, ingest+s.MaxClockSkew.Microseconds())) {
 		s.Observer.Duplicate(s.Silver.Name())
 		return false
 	}
@@ -292,10 +345,22 @@ func (s *Stage) keep(id string, t int64, probs []Problem) bool {
 // their 16 raw bytes, not the 32-character hex of the column: memory grows
 // with the events inside the lateness window (about 50 bytes each), and
 // CDN logs allow hours.
+//
+// An increment's ids are pending until its commit lands (begin, add,
+// commit or abort): a read or commit that fails leaves the remembered set
+// as it was, so the retry does not take its own rows for duplicates.
 type dedup struct {
 	lateness int64 // microseconds
-	max      int64 // newest event time seen (Unix microseconds)
+	max      int64 // newest (capped) event time committed, Unix microseconds
 	seen     map[[16]byte]int64
+	// limit bounds len(seen); floor is the event time below which ids were
+	// evicted to stay within it, evicted how many since last reported.
+	limit   int
+	floor   int64
+	evicted int
+
+	pending    map[[16]byte]int64
+	pendingMax int64
 }
 
 // idKey turns an event id (hex) into its map key; anything else hashes to
@@ -312,8 +377,8 @@ func idKey(id string) [16]byte {
 	return k
 }
 
-func newDedup(lateness time.Duration, watermark int64) *dedup {
-	d := &dedup{lateness: lateness.Microseconds(), seen: map[[16]byte]int64{}}
+func newDedup(lateness time.Duration, watermark int64, limit int) *dedup {
+	d := &dedup{lateness: lateness.Microseconds(), seen: map[[16]byte]int64{}, limit: limit}
 	if watermark != 0 {
 		d.max = watermark + d.lateness
 	}
@@ -322,22 +387,49 @@ func newDedup(lateness time.Duration, watermark int64) *dedup {
 
 func (d *dedup) watermark() int64 { return d.max - d.lateness }
 
-// add reports whether id is new. Ids older than the watermark are not
-// remembered (a duplicate of one of those is not caught).
-func (d *dedup) add(id string, t int64) bool {
-	k := idKey(id)
+func (d *dedup) pendingWatermark() int64 { return max(d.max, d.pendingMax) - d.lateness }
+
+func (d *dedup) begin() { d.pending, d.pendingMax = map[[16]byte]int64{}, 0 }
+
+// abort forgets a pending increment (a no-op after commit).
+func (d *dedup) abort() { d.pending, d.pendingMax = nil, 0 }
+
+func (d *dedup) commit() {
+	for k, t := range d.pending {
+		d.remember(k, t)
+	}
+	d.max = max(d.max, d.pendingMax)
+	d.abort()
+}
+
+// add reports whether id is new, and holds it as pending. t is the event
+// time; capped is t capped near its ingest time, the value that may move
+// the watermark. Ids older than the watermark are not remembered (a
+// duplicate of one of those is not caught).
+func (d *dedup) add(k [16]byte, t, capped int64) bool {
 	if _, ok := d.seen[k]; ok {
 		return false
 	}
-	if t > d.max {
-		d.max = t
+	if _, ok := d.pending[k]; ok {
+		return false
 	}
-	if t >= d.watermark() {
-		d.seen[k] = t
+	d.pendingMax = max(d.pendingMax, capped)
+	if t >= d.pendingWatermark() {
+		d.pending[k] = t
 	}
 	return true
 }
 
+// remember adds a committed id.
+func (d *dedup) remember(k [16]byte, t int64) {
+	if t >= d.watermark() && t >= d.floor {
+		d.seen[k] = t
+	}
+}
+
+// prune forgets ids older than the watermark, then, past the limit, the
+// oldest ids until a tenth of the limit is free (so eviction is not paid
+// for on every commit).
 func (d *dedup) prune() {
 	wm := d.watermark()
 	for id, t := range d.seen {
@@ -345,4 +437,25 @@ func (d *dedup) prune() {
 			delete(d.seen, id)
 		}
 	}
+	if d.limit <= 0 || len(d.seen) <= d.limit {
+		return
+	}
+	times := make([]int64, 0, len(d.seen))
+	for _, t := range d.seen {
+		times = append(times, t)
+	}
+	slices.Sort(times)
+	d.floor = times[len(times)-d.limit*9/10]
+	for id, t := range d.seen {
+		if t < d.floor {
+			delete(d.seen, id)
+			d.evicted++
+		}
+	}
+}
+
+func (d *dedup) takeEvicted() int {
+	n := d.evicted
+	d.evicted = 0
+	return n
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -119,3 +122,137 @@ func TestDuplicateSplitAcrossTwoProcesses(t *testing.T) {
 		t.Errorf("silver holds %v, want one row", ids)
 	}
 }
+
+func commitBronzeAt(t *testing.T, p pipeline, eventTime, ingest time.Time, payloads ...string) {
+	t.Helper()
+	r, err := p.bronze.NewRows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	for _, pl := range payloads {
+		seq++
+		r.String("event_type", "play")
+		r.Time("event_time", eventTime)
+		r.String("stream", "s")
+		r.String("shard_id", "shard-0")
+		r.String("sequence_number", fmt.Sprint(seq))
+		r.Int32("sub_sequence", 0)
+		r.Int32("event_index", 0)
+		r.NullableString("partition_key", "")
+		r.Time("arrival_time", ingest)
+		r.Time("ingest_time", ingest)
+		r.String("payload", pl)
+	}
+	rec := r.Batch()
+	defer rec.Release()
+	if _, err := p.bronze.Commit(context.Background(), lake.Batch{Records: []arrow.RecordBatch{rec}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func play(i int, at time.Time) string {
+	return fmt.Sprintf(`{"metrictype":"play","timestamp":%d,"user_id":"u%d"}`, at.UnixMilli(), i)
+}
+
+// A read that fails part-way (a bronze data file unreadable for a moment)
+// must not leave the rows it had read looking like duplicates: before this
+// change the retry dropped them and moved the checkpoint past them.
+func TestFailedReadLosesNoRows(t *testing.T) {
+	dir := t.TempDir()
+	p := open(t, dir)
+	p.stage.MaxRows = 1000
+	now := time.Now().UTC()
+	want := 0
+	for b := range 9 {
+		var pls []string
+		for i := range 5 {
+			pls = append(pls, play(b*10+i, now))
+		}
+		commitBronzeAt(t, p, now, now, pls...)
+		want += 5
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "w", "bronze", "player_events", "data", "*", "*", "*.parquet"))
+	if err != nil || len(files) != 9 {
+		t.Fatalf("bronze data files: %v (%v)", files, err)
+	}
+	slices.Sort(files)
+	hidden := files[4]
+	if err := os.Rename(hidden, hidden+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.stage.RunOnce(context.Background()); err == nil {
+		t.Fatal("read with a missing data file succeeded; the test proves nothing")
+	}
+	if err := os.Rename(hidden+".away", hidden); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ids := silverIDs(t, p); len(ids) != want {
+		t.Errorf("silver holds %d rows after the failed read and a retry, want %d", len(ids), want)
+	}
+}
+
+// One event from a device whose clock runs 20 hours fast must not move the
+// watermark 20 hours ahead: before this change it did, the duplicate check
+// forgot everything older, and a redelivered event passed as new.
+func TestFastDeviceClockKeepsDedupOn(t *testing.T) {
+	p := open(t, t.TempDir())
+	p.stage.MaxRows = 1000
+	now := time.Now().UTC()
+	x := play(1, now)
+	commitBronzeAt(t, p, now, now, x)
+	fast := now.Add(20 * time.Hour)
+	commitBronzeAt(t, p, fast, now, play(2, fast))
+	if err := p.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	commitBronzeAt(t, p, now, now.Add(time.Minute), x) // the producer's retry
+	if err := p.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ids := silverIDs(t, p); len(ids) != 2 {
+		t.Errorf("silver holds %d rows, want 2 (the retry dropped as a duplicate)", len(ids))
+	}
+	cp, _ := p.silver.Checkpoint()
+	wm, _ := strconv.ParseInt(cp["watermark"], 10, 64)
+	if got := time.UnixMicro(wm); got.After(now.Add(10 * time.Minute)) {
+		t.Errorf("watermark %s moved with the fast clock (now %s)", got, now)
+	}
+}
+
+// A payload silver cannot type (not an object: only a bronze written by
+// another tool holds one) is kept with bronze's columns and counted, not
+// dropped.
+func TestUntypablePayloadIsKeptAndCounted(t *testing.T) {
+	p := open(t, t.TempDir())
+	obs := &countingObserver{}
+	p.stage.Observer = obs
+	now := time.Now().UTC()
+	commitBronzeAt(t, p, now, now, `[1,2]`, play(1, now))
+	if err := p.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ids := silverIDs(t, p); len(ids) != 2 {
+		t.Errorf("silver holds %d rows, want both", len(ids))
+	}
+	if obs.invalid["payload"] != 1 {
+		t.Errorf("invalid values counted %v, want payload once", obs.invalid)
+	}
+}
+
+type countingObserver struct {
+	invalid map[string]int
+}
+
+func (o *countingObserver) InvalidValue(_, field string) {
+	if o.invalid == nil {
+		o.invalid = map[string]int{}
+	}
+	o.invalid[field]++
+}
+func (o *countingObserver) Duplicate(string)            {}
+func (o *countingObserver) Watermark(string, time.Time) {}
+func (o *countingObserver) DedupIDs(string, int, int)   {}

@@ -56,12 +56,12 @@ func (m *Main) Transformer(ctx context.Context) (*silver.Transformer, *geoip.DB,
 func (m *Main) SilverStages(tables map[string]*lake.Table, t *silver.Transformer) []*silver.Stage {
 	return []*silver.Stage{
 		{
-			Kind: silver.Player, Transformer: t, Lateness: m.Config.PlayerLateness,
+			Kind: silver.Player, Transformer: t, Lateness: m.Config.PlayerLateness, MaxClockSkew: m.Config.ClockSkew, MaxDedupIDs: m.Config.DedupMaxIDs,
 			Bronze: tables[bronze.PlayerEventsTable.FullName()], Silver: tables[silver.PlayerEventsTable.FullName()],
 			Logger: m.Logger.With("stage", "silver.player_events"), Observer: m.Metrics.Silver,
 		},
 		{
-			Kind: silver.CDN, Transformer: t, Lateness: m.Config.CDNLateness,
+			Kind: silver.CDN, Transformer: t, Lateness: m.Config.CDNLateness, MaxClockSkew: m.Config.ClockSkew, MaxDedupIDs: m.Config.DedupMaxIDs,
 			Bronze: tables[bronze.CDNLogsTable.FullName()], Silver: tables[silver.CDNLogsTable.FullName()],
 			Logger: m.Logger.With("stage", "silver.cdn_logs"), Observer: m.Metrics.Silver,
 		},
