@@ -359,8 +359,15 @@ func (r *Reader) assume() (*Header, error) {
 // returns a reject reason and detail, or "" to keep the line as short.
 func (h *Header) short(f []string) (reason, detail string) {
 	n, want := len(f), len(h.Names)
-	if n > want || n < h.minFields {
-		return ReasonFieldCount, fmt.Sprintf("%d fields, #Fields names %d", n, want)
+	names := "#Fields names"
+	if h.Assumed {
+		names = "the assumed standard layout has"
+	}
+	switch {
+	case n > want:
+		return ReasonFieldCount, fmt.Sprintf("%d fields, %s %d", n, names, want)
+	case n < h.minFields:
+		return ReasonFieldCount, fmt.Sprintf("%d fields, %s %d, and a line needs at least the first %d", n, names, want, h.minFields)
 	}
 	for _, t := range h.typed {
 		if t.col >= n {
