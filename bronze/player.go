@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/google/uuid"
 
 	"github.com/qoslake/qoslake/ingest/kinesis"
 	"github.com/qoslake/qoslake/ingest/playerevent"
@@ -45,6 +46,18 @@ type PlayerEvents struct {
 	nEvents, nBytes int
 	pendingRejects  []shardReject
 	pendingLast     map[string]string
+	// unlanded is a batch whose commit failed: the next Flush commits it,
+	// as it was and under its id, before anything newer.
+	unlanded *playerBatch
+}
+
+// playerBatch is one events commit: rows and the shard positions they
+// advance.
+type playerBatch struct {
+	id      string
+	rec     arrow.RecordBatch
+	last    map[string]string
+	rejects []shardReject
 }
 
 type shardReject struct {
@@ -60,8 +73,13 @@ func (p *PlayerEvents) Positions(ctx context.Context) (map[string]string, error)
 	if _, err := p.Rejects.Refresh(ctx); err != nil {
 		return nil, err
 	}
-	p.committed = shardPositions(p.Events)
-	p.rejectsAt = shardPositions(p.Rejects)
+	var err error
+	if p.committed, err = shardPositions(p.Events); err != nil {
+		return nil, err
+	}
+	if p.rejectsAt, err = shardPositions(p.Rejects); err != nil {
+		return nil, err
+	}
 	out := make(map[string]string, len(p.committed))
 	for k, v := range p.committed {
 		out[k] = v
@@ -72,25 +90,34 @@ func (p *PlayerEvents) Positions(ctx context.Context) (map[string]string, error)
 // EndedShards says which shards bronze.player_events (as loaded) holds to their end,
 // whoever read them: a worker that owns a child shard starts it once the
 // parent another worker owns has ended.
-func EndedShards(events *lake.Table) map[string]bool {
+func EndedShards(events *lake.Table) (map[string]bool, error) {
+	positions, err := shardPositions(events)
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]bool{}
-	for shard, pos := range shardPositions(events) {
+	for shard, pos := range positions {
 		if pos == kinesis.ShardEnd {
 			out[shard] = true
 		}
 	}
-	return out
+	return out, nil
 }
 
-func shardPositions(t *lake.Table) map[string]string {
-	cp, _ := t.Checkpoint()
+func shardPositions(t *lake.Table) (map[string]string, error) {
+	// An unreadable checkpoint must stop us: read as empty, every shard
+	// would be read again from its start, doubling bronze.
+	cp, err := t.Checkpoint()
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
 	for k, v := range cp {
 		if shard, ok := strings.CutPrefix(k, "kinesis:"); ok {
 			out[shard] = v
 		}
 	}
-	return out
+	return out, nil
 }
 
 func (p *PlayerEvents) init() error {
@@ -218,25 +245,32 @@ func (p *PlayerEvents) Add(b kinesis.Batch) {
 }
 
 // Flush commits what is pending: rejects, then events with the positions.
+// A Flush that fails keeps its batch, rows and positions together, and the
+// next Flush commits that batch first: positions never move without their
+// rows, and rows never land twice.
 func (p *PlayerEvents) Flush(ctx context.Context) error {
-	if p.empty() {
+	if p.unlanded == nil && p.empty() {
 		return nil
 	}
+	if p.unlanded == nil {
+		p.unlanded = &playerBatch{id: uuid.NewString(), rec: p.events.Batch(), last: p.pendingLast, rejects: p.pendingRejects}
+		p.pendingLast, p.pendingRejects = map[string]string{}, nil
+		p.nEvents, p.nBytes = 0, 0
+	}
+	b := p.unlanded
 	start := time.Now()
-	if err := p.commitRejects(ctx); err != nil {
+	if err := p.commitRejects(ctx, b); err != nil {
 		return err
 	}
 	var adv []lake.Position
-	for shard, last := range p.pendingLast {
+	for shard, last := range b.last {
 		if last != p.committed[shard] {
 			adv = append(adv, lake.Position{Key: CheckpointKey(shard), From: p.committed[shard], To: last})
 		}
 	}
-	rec := p.events.Batch()
-	defer rec.Release()
-	n := int(rec.NumRows())
+	n := int(b.rec.NumRows())
 	if n > 0 || len(adv) > 0 {
-		if _, err := p.Events.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rec}, Advance: adv}); err != nil {
+		if _, err := p.Events.Commit(ctx, lake.Batch{ID: b.id, Records: []arrow.RecordBatch{b.rec}, Advance: adv}); err != nil {
 			return fmt.Errorf("commit player events: %w", err)
 		}
 	}
@@ -245,17 +279,18 @@ func (p *PlayerEvents) Flush(ctx context.Context) error {
 	}
 	p.Observer.BatchCommitted(p.Events.Name(), n, time.Since(start))
 	p.Logger.Debug("player events committed", "rows", n, "shards", len(adv), "took", time.Since(start))
-	p.pendingLast = map[string]string{}
-	p.nEvents, p.nBytes = 0, 0
+	b.rec.Release()
+	p.unlanded = nil
 	return nil
 }
 
-func (p *PlayerEvents) commitRejects(ctx context.Context) error {
-	defer func() { p.pendingRejects = nil }()
+// commitRejects commits the batch's rejects not yet in bronze.rejects;
+// those stay with the batch until it lands, so a failed Flush loses none.
+func (p *PlayerEvents) commitRejects(ctx context.Context, b *playerBatch) error {
 	for attempt := 0; ; attempt++ {
 		var keep []shardReject
 		top := map[string]string{}
-		for _, r := range p.pendingRejects {
+		for _, r := range b.rejects {
 			at := p.rejectsAt[r.shard]
 			if at == kinesis.ShardEnd || (at != "" && kinesis.Compare(r.seq, at) <= 0) {
 				continue // committed before a crash; read again since
@@ -292,6 +327,9 @@ func (p *PlayerEvents) commitRejects(ctx context.Context) error {
 		if _, err := p.Rejects.Refresh(ctx); err != nil {
 			return err
 		}
-		p.rejectsAt = shardPositions(p.Rejects)
+		var perr error
+		if p.rejectsAt, perr = shardPositions(p.Rejects); perr != nil {
+			return perr
+		}
 	}
 }

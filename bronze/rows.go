@@ -39,6 +39,8 @@ type Observer interface {
 	BatchCommitted(table string, rows int, took time.Duration)
 	MessagesReceived(queue string, n int)
 	ObjectRead(lines, bytes int)
+	// ShortLines counts CDN log lines kept with trailing fields missing.
+	ShortLines(n int)
 }
 
 type nopObserver struct{}
@@ -47,6 +49,7 @@ func (nopObserver) Rejected(string, string)                   {}
 func (nopObserver) BatchCommitted(string, int, time.Duration) {}
 func (nopObserver) MessagesReceived(string, int)              {}
 func (nopObserver) ObjectRead(int, int)                       {}
+func (nopObserver) ShortLines(int)                            {}
 
 // Batching decides when buffered input is committed: at MaxRows rows,
 // MaxBytes bytes of input, or MaxAge after the first buffered row, whichever

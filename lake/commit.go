@@ -54,7 +54,8 @@ var (
 type Checkpoint map[string]string
 
 // Position moves one checkpoint key from From (the value the batch was read
-// after, "" when the key is new) to To.
+// after, "" when the key is new) to To; a To of "" removes the key (a
+// source that is finished, such as an object read to its end).
 type Position struct {
 	Key, From, To string
 }
@@ -74,6 +75,11 @@ type Batch struct {
 	// (for example the upstream snapshot a derived table consumed). Keys get
 	// the "qoslake." prefix.
 	Summary map[string]string
+	// Strict makes every key have to be at its From: by default a batch
+	// whose keys are all at To already counts as landed (another writer
+	// committed the same positions), which is right only when the keys
+	// describe all of the batch's rows.
+	Strict bool
 	// Guard, when set, is called before each commit attempt with the table
 	// state the batch would be committed on; an error stops the commit
 	// (wrapped in ErrGuard) and nothing lands. It checks what a checkpoint
@@ -143,7 +149,11 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 		if s := findCommit(tbl, base, b.ID); s != nil {
 			return Committed{SnapshotID: s.SnapshotID, AlreadyLanded: true, Attempts: attempt}, nil
 		}
-		switch state := compareAdvance(cp, b.Advance); state {
+		state := compareAdvance(cp, b.Advance)
+		if b.Strict && state == advanceDone {
+			state = advanceMoved
+		}
+		switch state {
 		case advanceDone:
 			t.lake.log.Info("batch positions already committed by another writer",
 				"table", t.Name(), "batch", b.ID)
@@ -360,6 +370,10 @@ func snapshotProps(tbl *table.Table, cp Checkpoint, b Batch) iceberg.Properties 
 		next[k] = v
 	}
 	for _, p := range b.Advance {
+		if p.To == "" {
+			delete(next, p.Key)
+			continue
+		}
 		next[p.Key] = p.To
 	}
 	props := checkpointProps(next)
@@ -425,8 +439,8 @@ func compareAdvance(cp Checkpoint, adv []Position) advanceState {
 func checkAdvance(adv []Position) error {
 	keys := make([]string, 0, len(adv))
 	for _, p := range adv {
-		if p.Key == "" || p.To == "" {
-			return fmt.Errorf("checkpoint position %+v: key and new value must be set", p)
+		if p.Key == "" || (p.To == "" && p.From == "") {
+			return fmt.Errorf("checkpoint position %+v: key and a value must be set", p)
 		}
 		if p.From == p.To {
 			return fmt.Errorf("checkpoint position %s: does not move (%s)", p.Key, p.To)

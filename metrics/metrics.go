@@ -69,10 +69,15 @@ type Ingest struct {
 	BatchLatency *prometheus.HistogramVec
 	Received     *prometheus.CounterVec
 	Restarts     *prometheus.CounterVec
+	ShortLinesN  prometheus.Counter
 }
 
 func newIngest(reg *prometheus.Registry) *Ingest {
 	i := &Ingest{
+		ShortLinesN: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "cdn_short_lines_total",
+			Help: "CloudFront log lines kept with trailing fields missing (read as empty, as Athena reads them).",
+		}),
 		RecordsRead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "qoslake", Name: "records_read_total", Help: "Input records read: Kinesis records, CDN log lines.",
 		}, []string{"source"}),
@@ -99,7 +104,7 @@ func newIngest(reg *prometheus.Registry) *Ingest {
 	i.Restarts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "qoslake", Name: "intake_restarts_total", Help: "Intakes restarted after a failure, by intake (kinesis, cdn).",
 	}, []string{"intake"})
-	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received, i.Restarts)
+	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received, i.Restarts, i.ShortLinesN)
 	return i
 }
 
@@ -129,6 +134,9 @@ func (i *Ingest) BatchCommitted(table string, _ int, took time.Duration) {
 func (i *Ingest) MessagesReceived(queue string, n int) {
 	i.Received.WithLabelValues(queue).Add(float64(n))
 }
+
+// ShortLines implements bronze.Observer.
+func (i *Ingest) ShortLines(n int) { i.ShortLinesN.Add(float64(n)) }
 
 // ObjectRead implements bronze.Observer.
 func (i *Ingest) ObjectRead(lines, bytes int) {

@@ -103,9 +103,6 @@ func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
 	if s.headers == nil {
 		s.headers = map[string]*cloudfront.Header{}
 	}
-	if s.seen != nil {
-		return s.catchUp(ctx)
-	}
 	var wm int64
 	if v := cp[watermarkKey]; v != "" {
 		var err error
@@ -113,15 +110,39 @@ func (s *Stage) init(ctx context.Context, cp lake.Checkpoint) error {
 			return fmt.Errorf("%s checkpoint %s=%q: %w", s.Silver.Name(), watermarkKey, v, err)
 		}
 	}
-	s.seen = newDedup(s.Lateness, wm, s.MaxDedupIDs)
-	s.seenAt = s.Silver.Position()
-	if wm == 0 {
-		return nil
+	if s.seen != nil {
+		err := s.catchUp(ctx)
+		if err == nil {
+			// Another process may have moved the watermark further: follow
+			// it, so ours never moves the checkpoint back.
+			s.seen.follow(wm)
+			return nil
+		}
+		if !errors.Is(err, lake.ErrReplayUnsafe) {
+			return err
+		}
+		// Our last look at silver was expired and silver compacted since:
+		// rebuild the memory from silver as at a start.
+		s.Logger.Info("silver history rewritten since the duplicate check last looked; rebuilding it", "table", s.Silver.Name())
+		s.seen = nil
 	}
-	// Rebuild the ids within the watermark from silver itself.
-	col := s.timeColumn()
-	filter := iceberg.GreaterThanEqual(iceberg.Reference(col), iceberg.Timestamp(wm))
-	return s.Silver.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"event_id", col}}, s.remember)
+	seen := newDedup(s.Lateness, wm, s.MaxDedupIDs)
+	seenAt := s.Silver.Position()
+	if wm != 0 {
+		// Rebuild the ids within the watermark from silver itself. The
+		// memory is set only once the rebuild is whole: a failed scan is
+		// tried again at the next pass.
+		col := s.timeColumn()
+		filter := iceberg.GreaterThanEqual(iceberg.Reference(col), iceberg.Timestamp(wm))
+		if err := s.Silver.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"event_id", col, "ingest_time"}}, func(r arrow.RecordBatch) error {
+			return s.rememberIn(seen, r)
+		}); err != nil {
+			return err
+		}
+		seen.prune()
+	}
+	s.seen, s.seenAt = seen, seenAt
+	return nil
 }
 
 // catchUp adds the ids of rows another process committed to silver since
@@ -130,7 +151,9 @@ func (s *Stage) catchUp(ctx context.Context) error {
 	if s.Silver.Position() == s.seenAt {
 		return nil
 	}
-	inc, err := s.Silver.ReadAppended(ctx, s.seenAt, lake.ReadOptions{Fields: []string{"event_id", s.timeColumn()}}, s.remember)
+	inc, err := s.Silver.ReadAppended(ctx, s.seenAt, lake.ReadOptions{Fields: []string{"event_id", s.timeColumn(), "ingest_time"}}, func(r arrow.RecordBatch) error {
+		return s.rememberIn(s.seen, r)
+	})
 	if err != nil && !errors.Is(err, lake.ErrNoChange) {
 		return err
 	}
@@ -138,16 +161,24 @@ func (s *Stage) catchUp(ctx context.Context) error {
 	return nil
 }
 
-// remember adds committed silver rows to the duplicate check. The
-// watermark is not moved by them: it is checkpointed with each commit.
-func (s *Stage) remember(r arrow.RecordBatch) error {
+// rememberIn adds committed silver rows to a duplicate check, by their
+// capped event time. The watermark is not moved by them: it is
+// checkpointed with each commit.
+func (s *Stage) rememberIn(d *dedup, r arrow.RecordBatch) error {
 	col := s.timeColumn()
 	ids := column[*array.String](r, "event_id")
 	ts := column[*array.Timestamp](r, col)
+	ingest := column[*array.Timestamp](r, "ingest_time")
 	for i := range ids.Len() {
-		s.seen.remember(idKey(ids.Value(i)), int64(ts.Value(i)))
+		d.remember(idKey(ids.Value(i)), s.capped(int64(ts.Value(i)), int64(ingest.Value(i))))
 	}
 	return nil
+}
+
+// capped is an event time capped at its ingest time plus MaxClockSkew:
+// the time that moves the watermark and ranks ids for eviction.
+func (s *Stage) capped(t, ingest int64) int64 {
+	return min(t, ingest+s.MaxClockSkew.Microseconds())
 }
 
 func (s *Stage) timeColumn() string {
@@ -217,14 +248,21 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 	if wm := strconv.FormatInt(s.seen.pendingWatermark(), 10); s.seen.pendingMax > 0 && wm != cp[watermarkKey] {
 		adv = append(adv, lake.Position{Key: watermarkKey, From: cp[watermarkKey], To: wm})
 	}
-	if _, err := s.Silver.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rec}, Advance: adv}); err != nil {
+	c, err := s.Silver.Commit(ctx, lake.Batch{Records: []arrow.RecordBatch{rec}, Advance: adv})
+	if err != nil {
 		return 0, fmt.Errorf("commit %s: %w", s.Silver.Name(), err)
 	}
 	// Landed: the increment's ids join the duplicate check. Rows other
-	// processes committed before ours were read by catchUp; those committed
-	// in between are read at the next catchUp (our own again too: harmless).
+	// processes committed before ours were read by catchUp. seenAt moves
+	// to our snapshot only when it sits right on top of what catchUp read;
+	// otherwise (another process committed in between, or our batch was
+	// found already landed) the next catchUp reads from where it was, our
+	// own rows again included: harmless.
 	s.seen.commit()
-	s.seenAt = s.Silver.Position()
+	if snap := s.Silver.Iceberg().SnapshotByID(c.SnapshotID); !c.AlreadyLanded && snap != nil &&
+		snap.ParentSnapshotID != nil && *snap.ParentSnapshotID == s.seenAt.SnapshotID {
+		s.seenAt = lake.SnapshotPos{SnapshotID: snap.SnapshotID, SequenceNumber: snap.SequenceNumber}
+	}
 	s.seen.prune()
 	s.Observer.Watermark(s.Silver.Name(), time.UnixMicro(s.seen.watermark()))
 	s.Observer.DedupIDs(s.Silver.Name(), len(s.seen.seen), s.seen.takeEvicted())
@@ -331,7 +369,7 @@ func (s *Stage) cdn(r arrow.RecordBatch, out *lake.Rows, fields []string) (rows,
 // when bronze read the row: the event time that moves the watermark is
 // capped at ingest plus MaxClockSkew.
 func (s *Stage) keep(id string, t, ingest int64, probs []Problem) bool {
-	if !s.seen.add(idKey(id), t, min(t, ingest+s.MaxClockSkew.Microseconds())) {
+	if !s.seen.add(idKey(id), s.capped(t, ingest)) {
 		s.Observer.Duplicate(s.Silver.Name())
 		return false
 	}
@@ -403,21 +441,31 @@ func (d *dedup) commit() {
 }
 
 // add reports whether id is new, and holds it as pending. t is the event
-// time; capped is t capped near its ingest time, the value that may move
-// the watermark. Ids older than the watermark are not remembered (a
-// duplicate of one of those is not caught).
-func (d *dedup) add(k [16]byte, t, capped int64) bool {
+// time capped near its ingest time (Stage.capped): it moves the watermark
+// and ranks the id for pruning and eviction, so a fast device clock can
+// neither push the watermark ahead nor keep its ids longest. Ids older
+// than the watermark are not remembered (a duplicate of one of those is
+// not caught).
+func (d *dedup) add(k [16]byte, t int64) bool {
 	if _, ok := d.seen[k]; ok {
 		return false
 	}
 	if _, ok := d.pending[k]; ok {
 		return false
 	}
-	d.pendingMax = max(d.pendingMax, capped)
-	if t >= d.pendingWatermark() {
+	d.pendingMax = max(d.pendingMax, t)
+	if t >= d.pendingWatermark() && t >= d.floor {
 		d.pending[k] = t
 	}
 	return true
+}
+
+// follow moves the watermark up to one another process checkpointed.
+func (d *dedup) follow(watermark int64) {
+	if watermark > d.watermark() {
+		d.max = watermark + d.lateness
+		d.prune()
+	}
 }
 
 // remember adds a committed id.

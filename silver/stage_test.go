@@ -256,3 +256,113 @@ func (o *countingObserver) InvalidValue(_, field string) {
 func (o *countingObserver) Duplicate(string)            {}
 func (o *countingObserver) Watermark(string, time.Time) {}
 func (o *countingObserver) DedupIDs(string, int, int)   {}
+
+// The start-up rebuild of the duplicate check from silver is tried again
+// when it fails part-way (found in review: a failed rebuild left a partial
+// memory in place and a redelivered event passed).
+func TestFailedInitRebuildIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, dir)
+	a.stage.MaxRows = 1000
+	now := time.Now().UTC()
+	x := play(1, now)
+	commitBronzeAt(t, a, now, now, x)
+	if err := a.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	commitBronzeAt(t, a, now, now, play(2, now))
+	if err := a.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "w", "silver", "player_events", "data", "*", "*", "*.parquet"))
+	if err != nil || len(files) != 2 {
+		t.Fatalf("silver data files: %v (%v)", files, err)
+	}
+	c := open(t, dir)
+	c.stage.MaxRows = 1000
+	for _, f := range files {
+		if err := os.Rename(f, f+".away"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitBronzeAt(t, a, now, now.Add(time.Minute), x) // producer retry
+	if _, err := c.stage.RunOnce(context.Background()); err == nil {
+		t.Fatal("rebuild succeeded; the test proves nothing")
+	}
+	for _, f := range files {
+		if err := os.Rename(f+".away", f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ids := silverIDs(t, c); len(ids) != 2 {
+		t.Errorf("silver holds %d rows, want 2", len(ids))
+	}
+}
+
+// A stage follows the watermark another process checkpointed, so its own
+// commits never move it back (found in review).
+func TestWatermarkNeverMovesBackAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir)
+	a.stage.MaxRows, b.stage.MaxRows = 1000, 1000
+	now := time.Now().UTC()
+	if _, err := b.stage.RunOnce(context.Background()); !errors.Is(err, lake.ErrNoChange) {
+		t.Fatal(err)
+	}
+	later := now.Add(2 * time.Hour)
+	commitBronzeAt(t, a, later, later, play(1, later))
+	if err := a.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wmOf := func() time.Time {
+		if _, err := a.silver.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		cp, _ := a.silver.Checkpoint()
+		wm, _ := strconv.ParseInt(cp["watermark"], 10, 64)
+		return time.UnixMicro(wm)
+	}
+	before := wmOf()
+	commitBronzeAt(t, a, now, later, play(2, now)) // a late event
+	if err := b.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after := wmOf(); after.Before(before) {
+		t.Errorf("watermark moved back from %s to %s", before, after)
+	}
+}
+
+// When the snapshot a stage's duplicate check last read is expired and
+// silver compacted since, the stage rebuilds its memory instead of failing
+// every pass (found in review).
+func TestCatchUpAfterSilverCompactionAndExpiry(t *testing.T) {
+	dir := t.TempDir()
+	a, b := open(t, dir), open(t, dir)
+	a.stage.MaxRows, b.stage.MaxRows = 1000, 1000
+	now := time.Now().UTC()
+	commitBronzeAt(t, a, now, now, play(0, now))
+	if err := a.stage.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		commitBronzeAt(t, a, now, now, play(i, now))
+		if err := b.stage.Drain(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := b.silver.Maintain(context.Background(), lake.MaintainOptions{MinInputFiles: 2, ExpireOlderThan: time.Nanosecond, RetainLast: 1}); err != nil {
+		t.Fatal(err)
+	}
+	commitBronzeAt(t, a, now, now, play(9, now))
+	for pass := range 3 {
+		if _, err := a.stage.RunOnce(context.Background()); err != nil && !errors.Is(err, lake.ErrNoChange) {
+			t.Fatalf("pass %d: %v", pass, err)
+		}
+	}
+	if ids := silverIDs(t, a); len(ids) != 6 {
+		t.Errorf("silver holds %d rows, want 6", len(ids))
+	}
+}

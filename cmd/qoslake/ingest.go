@@ -101,7 +101,7 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 			if err != nil {
 				return nil, err
 			}
-			return bronze.EndedShards(events), nil
+			return bronze.EndedShards(events)
 		}
 	}
 	for {

@@ -50,6 +50,12 @@ type Queue struct {
 	// Visibility is how long a received message stays hidden; Extend
 	// prolongs it while a large object is read.
 	Visibility time.Duration
+	// RetryBackoff is how long a message whose object could not be read
+	// stays hidden after its first receive; it doubles with each receive
+	// (capped at 12 hours, SQS's limit). Zero means 30 seconds: five
+	// receives then span about 15 minutes, so a short S3 outage does not
+	// send good objects to the dead-letter queue.
+	RetryBackoff time.Duration
 }
 
 // Receive long-polls up to max (at most 10) messages.
@@ -95,10 +101,31 @@ func (q *Queue) Delete(ctx context.Context, msgs []Message) error {
 	return errors.Join(errs...)
 }
 
-// Release makes a message visible again at once, so it is retried now
-// rather than after its visibility timeout.
+// Release makes a message visible again at once, for another consumer or
+// a restart: used when shutting down, not after a failure.
 func (q *Queue) Release(ctx context.Context, m Message) error {
 	return q.setVisibility(ctx, m, 0)
+}
+
+// Retry hides a message that failed for RetryAfter(receive count), rather
+// than releasing it at once: each receive counts towards the redrive
+// policy, and quick retries would use them all in seconds.
+func (q *Queue) Retry(ctx context.Context, m Message) error {
+	return q.setVisibility(ctx, m, q.RetryAfter(m.ReceiveCount))
+}
+
+// RetryAfter is the backoff after the receiveCount-th receive failed.
+func (q *Queue) RetryAfter(receiveCount int) time.Duration {
+	base := q.RetryBackoff
+	if base <= 0 {
+		base = 30 * time.Second
+	}
+	const most = 12 * time.Hour
+	d := base << min(max(receiveCount-1, 0), 20)
+	if d > most || d <= 0 {
+		d = most
+	}
+	return d
 }
 
 // Extend keeps a message hidden for another Visibility.
@@ -146,22 +173,71 @@ func (q *Queue) Open(ctx context.Context, o Object) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", o.Ref(), err)
 	}
-	br := bufio.NewReaderSize(out.Body, 64<<10)
+	raw := &trackedBody{r: out.Body}
+	br := bufio.NewReaderSize(raw, 64<<10)
+	// Peek's error is the raw stream's, which the first Read reports again.
 	magic, _ := br.Peek(2)
 	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			out.Body.Close()
-			return nil, fmt.Errorf("gunzip %s: %w", o.Ref(), err)
+			return nil, classify(o, raw, fmt.Errorf("gunzip: %w", err))
 		}
-		return readCloser{zr, out.Body}, nil
+		return &objectReader{r: zr, raw: raw, c: out.Body, o: o}, nil
 	}
-	return readCloser{br, out.Body}, nil
+	return &objectReader{r: br, raw: raw, c: out.Body, o: o}, nil
 }
 
-type readCloser struct {
-	io.Reader
-	c io.Closer
+// CorruptError is an object whose bytes all arrived but do not decompress
+// (a truncated or damaged gzip file): reading it again gives the same
+// result. Any other read error (a connection reset, a cancelled context)
+// says nothing about the object and is worth a retry.
+type CorruptError struct {
+	Ref string
+	Err error
 }
 
-func (r readCloser) Close() error { return r.c.Close() }
+func (e *CorruptError) Error() string { return "corrupt object " + e.Ref + ": " + e.Err.Error() }
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// trackedBody remembers the first error of the raw S3 body other than its
+// end, so a decompression error can be told apart from a cut transfer.
+type trackedBody struct {
+	r   io.Reader
+	err error
+}
+
+func (t *trackedBody) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+type objectReader struct {
+	r   io.Reader
+	raw *trackedBody
+	c   io.Closer
+	o   Object
+}
+
+func (r *objectReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(r.o, r.raw, err)
+	}
+	return n, err
+}
+
+func (r *objectReader) Close() error { return r.c.Close() }
+
+// classify says whether a read error is the object's (corrupt) or the
+// transfer's (anything the raw body reported).
+func classify(o Object, raw *trackedBody, err error) error {
+	if raw.err != nil {
+		return fmt.Errorf("read %s: %w", o.Ref(), raw.err)
+	}
+	return &CorruptError{Ref: o.Ref(), Err: err}
+}

@@ -1,0 +1,144 @@
+package bronze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/qoslake/qoslake/ingest/cloudfront"
+	"github.com/qoslake/qoslake/ingest/s3sqs"
+)
+
+var (
+	// errObjectTaken: another process committed part of the object being
+	// read while we read it; we stop and leave it to the holder.
+	errObjectTaken = errors.New("object taken by another process")
+	// errFlush wraps a failed commit in the middle of an object.
+	errFlush = errors.New("flush while reading an object")
+)
+
+// readObject reads an object into the batch: its lines after the last one
+// committed, and the rejects of lines not rejected before. When the batch
+// fills mid-object, the chunk read so far is committed with the object's
+// position, and reading goes on; a read error drops only what was read
+// since the last commit. Only a compressed object that is corrupt ends
+// early with a truncated_input reject: any other error (a cut transfer, a
+// cancelled context) is returned for the message to be retried.
+func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time) error {
+	ref := o.Ref()
+	if c.batch.has(ref) {
+		return nil // named twice: read once, both messages go with the batch
+	}
+	from, err := c.committedLine(ref)
+	if err != nil {
+		return err
+	}
+	if from == 0 && c.objects.has(ref) {
+		c.Logger.Info("object already in bronze, deleting its message", "object", ref)
+		return nil
+	}
+	body, err := c.Queue.Open(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	if from > 0 {
+		c.Logger.Info("resuming object after its last committed line", "object", ref, "line", from)
+	}
+	// Rejects up to this line are in bronze.rejects already (committed
+	// before the lines that follow them, or by another process).
+	rejectedTo := int64(0)
+	if c.rejected.has(ref) {
+		rejectedTo = c.rejected.line(ref)
+	}
+	ch := &chunk{ref: ref, obj: o, from: from, to: from}
+	reject := func(line int64, reason, detail string, raw []byte) {
+		if line <= from || line <= rejectedTo {
+			return
+		}
+		sref := ref
+		if line != wholeSource {
+			sref = fmt.Sprintf("%s:%d", ref, line)
+		}
+		c.Observer.Rejected("s3", reason)
+		ch.rejects = append(ch.rejects, lineReject{line: line, Reject: Reject{At: now, Source: "s3", SourceRef: sref, Reason: reason, Detail: detail, Raw: raw}})
+	}
+	var lines, bytes, short int
+	r := cloudfront.NewReader(body, c.MaxLineBytes)
+	for {
+		l, err := r.Next()
+		var le *cloudfront.LineError
+		var fe *cloudfront.FormatError
+		var corrupt *s3sqs.CorruptError
+		switch {
+		case err == nil:
+			if l.Number <= from {
+				continue
+			}
+			ch.lines = append(ch.lines, l)
+			ch.bytes += len(l.Text)
+			ch.to = l.Number
+			lines++
+			bytes += len(l.Text)
+			if l.Missing > 0 {
+				short++
+			}
+		case errors.As(err, &le):
+			reject(le.Number, le.Reason, le.Detail, le.Raw)
+			ch.to = max(ch.to, le.Number)
+		case errors.As(err, &fe):
+			reject(wholeSource, cloudfront.ReasonUnknownFormat, fe.Detail, nil)
+			return c.finishObject(ch, lines, bytes, short, now)
+		case errors.Is(err, io.EOF):
+			return c.finishObject(ch, lines, bytes, short, now)
+		case errors.As(err, &corrupt):
+			// The object is damaged, not the transfer: keep the lines
+			// before the damage.
+			reject(wholeSource, cloudfront.ReasonTruncatedInput, corrupt.Err.Error(), nil)
+			return c.finishObject(ch, lines, bytes, short, now)
+		default:
+			return err
+		}
+		if c.batch.rows+ch.rows() >= c.Batching.MaxRows || c.batch.bytes+ch.bytes >= c.Batching.MaxBytes {
+			c.batch.add(ch, now)
+			if err := c.Flush(ctx); err != nil {
+				return fmt.Errorf("%w: %w", errFlush, err)
+			}
+			if c.lastLost[ref] {
+				return errObjectTaken
+			}
+			ch = &chunk{ref: ref, obj: o, from: ch.to, to: ch.to}
+		}
+	}
+}
+
+func (c *CDNLogs) finishObject(ch *chunk, lines, bytes, short int, now time.Time) error {
+	ch.final = true
+	c.batch.add(ch, now)
+	c.Observer.ObjectRead(lines, bytes)
+	if short > 0 {
+		c.Observer.ShortLines(short)
+	}
+	return nil
+}
+
+// committedLine is the last line committed of an object read in several
+// batches, 0 for any other.
+func (c *CDNLogs) committedLine(ref string) (int64, error) {
+	cp, err := c.Logs.Checkpoint()
+	if err != nil {
+		return 0, err
+	}
+	v, ok := cp[objectKeyPrefix+ref]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bronze.cdn_logs checkpoint %s%s=%q: %w", objectKeyPrefix, ref, v, err)
+	}
+	return n, nil
+}
