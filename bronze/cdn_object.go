@@ -66,17 +66,27 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time)
 		c.Observer.Rejected("s3", reason)
 		ch.rejects = append(ch.rejects, lineReject{line: line, Reject: Reject{At: now, Source: "s3", SourceRef: sref, Reason: reason, Detail: detail, Raw: raw}})
 	}
+	// flushIfFull commits the chunk read so far when the batch is full and
+	// starts the next chunk of the object after it.
+	flushIfFull := func() error {
+		if c.batch.rows+ch.rows() < c.Batching.MaxRows && c.batch.bytes+ch.bytes < c.Batching.MaxBytes {
+			return nil
+		}
+		c.batch.add(ch, now)
+		if err := c.Flush(ctx); err != nil {
+			return fmt.Errorf("%w: %w", errFlush, err)
+		}
+		if c.lastLost[ref] {
+			return errObjectTaken
+		}
+		ch = &chunk{ref: ref, obj: o, from: ch.to, to: ch.to}
+		return nil
+	}
 	var lines, bytes, short int
-	r := cloudfront.NewReader(body, c.MaxLineBytes)
-	for {
-		l, err := r.Next()
-		var le *cloudfront.LineError
-		var fe *cloudfront.FormatError
-		var corrupt *s3sqs.CorruptError
-		switch {
-		case err == nil:
+	err = ScanCDN(body, c.MaxLineBytes, CDNVisitor{
+		Line: func(l cloudfront.Line) error {
 			if l.Number <= from {
-				continue
+				return nil
 			}
 			ch.lines = append(ch.lines, l)
 			ch.bytes += len(l.Text)
@@ -86,31 +96,62 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time)
 			if l.Missing > 0 {
 				short++
 			}
+			return flushIfFull()
+		},
+		Reject: func(line int64, reason, detail string, raw []byte) error {
+			reject(line, reason, detail, raw)
+			if line != wholeSource {
+				ch.to = max(ch.to, line)
+				return flushIfFull()
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return c.finishObject(ch, lines, bytes, short, now)
+}
+
+// CDNVisitor receives what ScanCDN reads: each good line, and each reject
+// (line is wholeSource for one about the whole object). An error from
+// either stops the scan and is returned.
+type CDNVisitor struct {
+	Line   func(cloudfront.Line) error
+	Reject func(line int64, reason, detail string, raw []byte) error
+}
+
+// ScanCDN reads a decompressed CloudFront log and says of every line
+// whether it is kept or rejected, and why: bronze and `qoslake check`
+// share it, so both give the same verdicts. Input that is not a standard
+// log and a compressed object that is corrupt (an s3sqs.CorruptError) end
+// the scan with a whole-object reject and a nil error, keeping the lines
+// before; any other read error (the transfer's) is returned for a retry.
+func ScanCDN(r io.Reader, maxLine int, v CDNVisitor) error {
+	rd := cloudfront.NewReader(r, maxLine)
+	for {
+		l, err := rd.Next()
+		var le *cloudfront.LineError
+		var fe *cloudfront.FormatError
+		var corrupt *s3sqs.CorruptError
+		switch {
+		case err == nil:
+			err = v.Line(l)
 		case errors.As(err, &le):
-			reject(le.Number, le.Reason, le.Detail, le.Raw)
-			ch.to = max(ch.to, le.Number)
+			err = v.Reject(le.Number, le.Reason, le.Detail, le.Raw)
 		case errors.As(err, &fe):
-			reject(wholeSource, cloudfront.ReasonUnknownFormat, fe.Detail, nil)
-			return c.finishObject(ch, lines, bytes, short, now)
+			return v.Reject(wholeSource, cloudfront.ReasonUnknownFormat, fe.Detail, nil)
 		case errors.Is(err, io.EOF):
-			return c.finishObject(ch, lines, bytes, short, now)
+			return nil
 		case errors.As(err, &corrupt):
 			// The object is damaged, not the transfer: keep the lines
 			// before the damage.
-			reject(wholeSource, cloudfront.ReasonTruncatedInput, corrupt.Err.Error(), nil)
-			return c.finishObject(ch, lines, bytes, short, now)
+			return v.Reject(wholeSource, cloudfront.ReasonTruncatedInput, corrupt.Err.Error(), nil)
 		default:
 			return err
 		}
-		if c.batch.rows+ch.rows() >= c.Batching.MaxRows || c.batch.bytes+ch.bytes >= c.Batching.MaxBytes {
-			c.batch.add(ch, now)
-			if err := c.Flush(ctx); err != nil {
-				return fmt.Errorf("%w: %w", errFlush, err)
-			}
-			if c.lastLost[ref] {
-				return errObjectTaken
-			}
-			ch = &chunk{ref: ref, obj: o, from: ch.to, to: ch.to}
+		if err != nil {
+			return err
 		}
 	}
 }

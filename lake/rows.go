@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go/table"
 )
 
 // Rows builds Arrow record batches in a table's schema, addressing columns
@@ -24,11 +25,25 @@ func (t *Table) NewRows() (*Rows, error) {
 	if err != nil {
 		return nil, fmt.Errorf("arrow schema of %s: %w", t.Name(), err)
 	}
+	return newRows(sc), nil
+}
+
+// NewRowsFor starts an empty batch in a declared table's schema, with no
+// catalog: for tools that show rows as the table would hold them.
+func NewRowsFor(def TableDef) (*Rows, error) {
+	sc, err := table.SchemaToArrowSchema(def.schema(), nil, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("arrow schema of %s: %w", def.FullName(), err)
+	}
+	return newRows(sc), nil
+}
+
+func newRows(sc *arrow.Schema) *Rows {
 	r := &Rows{b: array.NewRecordBuilder(memory.DefaultAllocator, sc), col: make(map[string]int, sc.NumFields())}
 	for i, f := range sc.Fields() {
 		r.col[f.Name] = i
 	}
-	return r, nil
+	return r
 }
 
 func (r *Rows) field(name string) array.Builder {

@@ -297,17 +297,10 @@ func (s *Stage) player(r arrow.RecordBatch, out *lake.Rows) (rows, dups int, err
 	for i := range int(r.NumRows()) {
 		t := int64(times.Value(i))
 		raw := []byte(payload.Value(i))
-		row, probs, err := s.Transformer.PlayerEvent(raw, types.Value(i), time.UnixMicro(t).UTC())
-		if err != nil {
-			// Bronze accepted it as a JSON object, so only a bronze written
-			// by something else leads here. The row is kept with what bronze
-			// knows (type, time, position) and the problem counted, as for
-			// any value the transform cannot use: silver never drops a row
-			// bronze committed.
+		row, probs := s.Transformer.PlayerRowOf(raw, types.Value(i), time.UnixMicro(t).UTC())
+		if len(probs) > 0 && probs[0].Field == "payload" {
 			s.Logger.Warn("bronze payload untypable; row kept with bronze's columns only",
-				"shard", shards.Value(i), "sequence", seqs.Value(i), "error", err)
-			row = PlayerRow{EventID: EventID(raw), EventType: types.Value(i), EventTime: time.UnixMicro(t).UTC()}
-			probs = []Problem{{Field: "payload", Detail: err.Error()}}
+				"shard", shards.Value(i), "sequence", seqs.Value(i), "error", probs[0].Detail)
 		}
 		in := int64(ingest.Value(i))
 		if !s.keep(row.EventID, t, in, probs) {
@@ -345,12 +338,7 @@ func (s *Stage) cdn(r arrow.RecordBatch, out *lake.Rows, fields []string) (rows,
 		t := int64(times.Value(i))
 		var row CDNRow
 		var probs []Problem
-		if h != nil {
-			row, probs, fields = s.Transformer.CDNLine(h, lines.Value(i), time.UnixMicro(t).UTC(), fields)
-		} else {
-			row = CDNRow{EventID: EventID([]byte(lines.Value(i))), LogTime: time.UnixMicro(t).UTC()}
-			probs = []Problem{{Field: "fields", Detail: fmt.Sprintf("bronze #Fields %q does not parse", limit(raw))}}
-		}
+		row, probs, fields = s.Transformer.CDNRowOf(h, raw, lines.Value(i), time.UnixMicro(t).UTC(), fields)
 		in := int64(ingest.Value(i))
 		if !s.keep(row.EventID, t, in, probs) {
 			dups++

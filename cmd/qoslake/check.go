@@ -10,13 +10,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/config"
 	"github.com/qoslake/qoslake/ingest/cloudfront"
 	"github.com/qoslake/qoslake/ingest/playerevent"
+	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/silver"
 )
 
@@ -123,17 +128,25 @@ func (c *checker) problem(where string, probs []silver.Problem) {
 	}
 }
 
+// player runs each line through bronze's parser and silver's typing: the
+// same calls `run` makes.
 func (c *checker) player(r *bufio.Reader) error {
+	rows, err := lake.NewRowsFor(silver.PlayerEventsTable)
+	if err != nil {
+		return err
+	}
+	defer rows.Release()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), playerevent.DefaultLimits.MaxRecordBytes+1)
 	line := 0
+	now := time.Now().UTC()
 	for sc.Scan() {
 		line++
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
 		}
 		where := fmt.Sprint(line)
-		events, rejects := playerevent.Parse(sc.Bytes(), time.Now(), playerevent.DefaultLimits)
+		events, rejects := playerevent.Parse(sc.Bytes(), now, playerevent.DefaultLimits)
 		for _, rj := range rejects {
 			w := where
 			if rj.Index >= 0 {
@@ -142,115 +155,91 @@ func (c *checker) player(r *bufio.Reader) error {
 			c.reject(w, rj.Reason, rj.Detail)
 		}
 		for _, e := range events {
-			row, probs, err := c.t.PlayerEvent(e.Payload, e.Type, e.Time)
-			if err != nil {
-				c.reject(where, playerevent.ReasonMalformedJSON, err.Error())
-				continue
-			}
+			row, probs := c.t.PlayerRowOf(e.Payload, e.Type, e.Time)
+			row.IngestTime = now
 			c.problem(where, probs)
-			if err := c.out.Encode(playerJSON(&row)); err != nil {
-				return err
-			}
+			silver.AppendPlayer(rows, &row)
 			c.rows++
 		}
 	}
 	if err := sc.Err(); err != nil {
 		c.reject(fmt.Sprint(line+1), playerevent.ReasonOversized, err.Error())
 	}
-	return nil
+	return c.print(rows)
 }
 
+// cdn runs the log through bronze's line verdicts and silver's typing.
 func (c *checker) cdn(r *bufio.Reader) error {
-	rd := cloudfront.NewReader(r, 64<<10)
+	rows, err := lake.NewRowsFor(silver.CDNLogsTable)
+	if err != nil {
+		return err
+	}
+	defer rows.Release()
 	var fields []string
-	for {
-		l, err := rd.Next()
-		var le *cloudfront.LineError
-		var fe *cloudfront.FormatError
-		switch {
-		case err == nil:
+	now := time.Now().UTC()
+	err = bronze.ScanCDN(r, 64<<10, bronze.CDNVisitor{
+		Line: func(l cloudfront.Line) error {
 			var row silver.CDNRow
 			var probs []silver.Problem
-			row, probs, fields = c.t.CDNLine(l.Header, l.Text, l.Time, fields)
-			row.LineNumber = l.Number
+			row, probs, fields = c.t.CDNRowOf(l.Header, l.Header.Raw, l.Text, l.Time, fields)
+			row.LineNumber, row.IngestTime = l.Number, now
 			c.problem(fmt.Sprint(l.Number), probs)
-			if err := c.out.Encode(cdnJSON(&row)); err != nil {
-				return err
-			}
+			silver.AppendCDN(rows, &row)
 			c.rows++
-		case errors.As(err, &le):
-			c.reject(fmt.Sprint(le.Number), le.Reason, le.Detail)
-		case errors.As(err, &fe):
-			c.reject("1", cloudfront.ReasonUnknownFormat, fe.Detail)
 			return nil
-		case errors.Is(err, io.EOF):
+		},
+		Reject: func(line int64, reason, detail string, _ []byte) error {
+			where := fmt.Sprint(line)
+			if line == math.MaxInt64 {
+				where = "file"
+			}
+			c.reject(where, reason, detail)
 			return nil
-		default:
-			c.reject("end", cloudfront.ReasonTruncatedInput, err.Error())
-			return nil
-		}
+		},
+	})
+	if err != nil {
+		// A local file that fails to read or decompress part-way: what was
+		// read is shown, the rest is what bronze calls truncated input.
+		c.reject("end", cloudfront.ReasonTruncatedInput, err.Error())
 	}
+	return c.print(rows)
 }
 
-// playerJSON names a silver player row's fields as the table's columns.
-func playerJSON(r *silver.PlayerRow) map[string]any {
-	m := map[string]any{
-		"event_id": r.EventID, "event_type": r.EventType, "event_time": r.EventTime.Format(time.RFC3339Nano),
-		"session_id": r.SessionID, "user_key": r.UserKey, "key_id": r.KeyID, "video_id": r.VideoID,
-		"playlist_type": r.PlaylistType, "position_s": r.Position, "response_ms": r.Response,
-		"connection_type": r.ConnectionType, "package": r.Package, "resolution": r.Resolution,
-		"width": r.Width, "height": r.Height, "fps": r.FPS, "bitrate_bps": r.Bitrate,
-		"video_duration_s": r.VideoDuration, "buffer_type": r.BufferType, "buffer_duration_ms": r.BufferDuration,
-		"cdn_tracking_id": r.CDNTrackingID, "app_type": r.AppType, "app_version": r.AppVersion,
-		"device_type": r.Device, "os": r.OS, "browser": r.Browser, "error_code": r.ErrorCode, "error_message": r.ErrMessage,
-	}
-	addClient(m, r.Client)
-	return compact(m)
-}
-
-func cdnJSON(r *silver.CDNRow) map[string]any {
-	m := map[string]any{
-		"event_id": r.EventID, "log_time": r.LogTime.Format(time.RFC3339), "edge_location": r.EdgeLocation, "pop": r.POP,
-		"sc_bytes": r.SCBytes, "method": r.Method, "host": r.Host, "uri_stem": r.URIStem, "uri_query": r.URIQuery,
-		"status": r.Status, "referer": r.Referer, "user_agent": r.UserAgent, "browser": r.Browser, "os": r.OS,
-		"device_type": r.DeviceType, "is_bot": r.Bot, "edge_result_type": r.EdgeResult,
-		"edge_response_result_type": r.EdgeResponseResult, "edge_detailed_result_type": r.EdgeDetailedResult,
-		"edge_request_id": r.EdgeRequestID, "host_header": r.HostHeader, "protocol": r.Protocol,
-		"protocol_version": r.ProtocolVersion, "cs_bytes": r.CSBytes, "time_taken_ms": r.TimeTaken, "ttfb_ms": r.TTFB,
-		"forwarded_for": r.ForwardedFor, "ssl_protocol": r.SSLProtocol, "ssl_cipher": r.SSLCipher,
-		"client_port": r.ClientPort, "content_type": r.ContentType, "content_length": r.ContentLength,
-		"range_start": r.RangeStart, "range_end": r.RangeEnd, "cache_hit": r.CacheHit, "error": r.Error,
-		"line_number": r.LineNumber,
-	}
-	addClient(m, r.Client)
-	return compact(m)
-}
-
-func addClient(m map[string]any, c silver.Client) {
-	m["client_ip"], m["country"], m["subdivision"], m["city"], m["asn"], m["isp"] = c.IP, c.Country, c.Subdivision, c.City, c.ASN, c.ISP
-}
-
-// compact drops empty values: they are nulls in the table.
-func compact(m map[string]any) map[string]any {
-	for k, v := range m {
-		switch x := v.(type) {
-		case string:
-			if x == "" {
-				delete(m, k)
+// print writes the rows as JSON lines named by the table's own columns,
+// leaving out nulls and empty strings (both are empty in the table).
+func (c *checker) print(rows *lake.Rows) error {
+	rec := rows.Batch()
+	defer rec.Release()
+	sc := rec.Schema()
+	for i := range int(rec.NumRows()) {
+		m := map[string]any{}
+		for j, f := range sc.Fields() {
+			col := rec.Column(j)
+			if col.IsNull(i) {
+				continue
 			}
-		case *float64:
-			if x == nil {
-				delete(m, k)
-			}
-		case *int64:
-			if x == nil {
-				delete(m, k)
-			}
-		case *int32:
-			if x == nil {
-				delete(m, k)
+			switch a := col.(type) {
+			case *array.String:
+				if v := a.Value(i); v != "" {
+					m[f.Name] = v
+				}
+			case *array.Int32:
+				m[f.Name] = a.Value(i)
+			case *array.Int64:
+				m[f.Name] = a.Value(i)
+			case *array.Float64:
+				m[f.Name] = a.Value(i)
+			case *array.Boolean:
+				m[f.Name] = a.Value(i)
+			case *array.Timestamp:
+				m[f.Name] = time.UnixMicro(int64(a.Value(i))).UTC().Format(time.RFC3339Nano)
+			default:
+				m[f.Name] = col.ValueStr(i)
 			}
 		}
+		if err := c.out.Encode(m); err != nil {
+			return err
+		}
 	}
-	return m
+	return nil
 }
