@@ -134,7 +134,9 @@ func TestJoinKeyIgnoresCase(t *testing.T) {
 func TestPlayerEventIsLenient(t *testing.T) {
 	tr := &silver.Transformer{Pseudonyms: anonymize.NewPseudonymizer(anonymize.DemoKey)}
 	at := time.Date(2026, 3, 2, 18, 0, 0, 0, time.UTC)
-	text := func(r silver.PlayerRow) string { return r.UserKey + "|" + r.VideoID + "|" + r.ConnectionType + "|" + r.BufferType }
+	text := func(r silver.PlayerRow) string {
+		return r.UserKey + "|" + r.VideoID + "|" + r.ConnectionType + "|" + r.BufferType
+	}
 	num := func(p *float64) any {
 		if p == nil {
 			return nil
@@ -143,7 +145,7 @@ func TestPlayerEventIsLenient(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, field, json string
-		check            func(silver.PlayerRow) bool
+		check             func(silver.PlayerRow) bool
 	}{
 		{"user_id a number", "user_id", `"user_id":42`, func(r silver.PlayerRow) bool {
 			return r.UserKey == tr.Pseudonyms.Pseudonym("42")
