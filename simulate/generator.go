@@ -100,7 +100,7 @@ type Generator struct {
 	incidents []Incident
 	target    string
 
-	truths    []*SessionTruth
+	truths []*SessionTruth
 
 	lines     []logLine
 	periodEnd time.Time
