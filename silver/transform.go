@@ -85,8 +85,11 @@ type Client struct {
 	ISP                        string
 }
 
-// unknown is the detail of a value a player sent for "not known".
-const unknown = "unknown (the player sent %s)"
+// Details of the values players send for "not known".
+const (
+	unknownEmpty    = `unknown (the player sent "")`
+	unknownMinusOne = "unknown (the player sent -1)"
+)
 
 // looseNumber is a number as players send it: a JSON number or a numeric
 // string ("29.970"). It never fails a decode: "" and -1 (the reference
@@ -106,7 +109,7 @@ func (f *looseNumber) UnmarshalJSON(b []byte) error {
 	if b[0] == '"' {
 		s = strings.TrimSpace(s[1 : len(s)-1])
 		if s == "" {
-			f.bad = fmt.Sprintf(unknown, `""`)
+			f.bad = unknownEmpty
 			return nil
 		}
 	} else if b[0] != '-' && (b[0] < '0' || b[0] > '9') {
@@ -118,7 +121,7 @@ func (f *looseNumber) UnmarshalJSON(b []byte) error {
 	case err != nil:
 		f.bad = fmt.Sprintf("%q is not a number", limit(s))
 	case v == -1:
-		f.bad = fmt.Sprintf(unknown, "-1")
+		f.bad = unknownMinusOne
 	default:
 		f.v, f.ok = v, true
 	}
@@ -143,7 +146,7 @@ func (f *looseString) UnmarshalJSON(b []byte) error {
 			f.bad = "not a valid string"
 		}
 		if f.s == "" {
-			f.bad = fmt.Sprintf(unknown, `""`)
+			f.bad = unknownEmpty
 		}
 	case b[0] == '{' || b[0] == '[':
 		f.bad = fmt.Sprintf("%s is not a string", limit(string(b)))
@@ -207,6 +210,79 @@ type playerJSON struct {
 	ClientIP        looseString `json:"client_ip"`
 }
 
+// fastPlayerJSON is playerJSON with plain strings, which goccy/go-json
+// decodes without a copy per field. It serves payloads with no field of
+// the wrong type and no "" (which a plain string cannot tell from a missing
+// field); the others take the lenient decode.
+type fastPlayerJSON struct {
+	At              looseNumber `json:"at"`
+	RT              looseNumber `json:"rt"`
+	RTT             looseNumber `json:"rtt"`
+	ConnectionType  string      `json:"connection_type"`
+	Package         string      `json:"package"`
+	Resolution      string      `json:"resolution"`
+	FPS             looseNumber `json:"fps"`
+	AvgBitrate      looseNumber `json:"avg_bitrate"`
+	Duration        looseNumber `json:"duration"`
+	TimeMillisecond looseNumber `json:"time_millisecond"`
+	BufferType      string      `json:"buffer_type"`
+	SeekFrom        looseNumber `json:"seek_from"`
+	SeekTo          looseNumber `json:"seek_to"`
+	BitrateFrom     looseNumber `json:"bitrate_from"`
+	BitrateTo       looseNumber `json:"bitrate_to"`
+	Direction       string      `json:"direction"`
+	CDNTrackingID   string      `json:"cdn_tracking_id"`
+	UserID          string      `json:"user_id"`
+	VideoID         string      `json:"video_id"`
+	PlaylistType    string      `json:"playlist_type"`
+	SessionID       string      `json:"session_id"`
+	AppType         string      `json:"app_type"`
+	Platform        string      `json:"platform"`
+	AppVersion      string      `json:"app_version"`
+	DeviceType      string      `json:"device_type"`
+	OS              string      `json:"os"`
+	Browser         string      `json:"browser"`
+	ErrorCode       code        `json:"error_code"`
+	Message         string      `json:"message"`
+	ClientIP        string      `json:"client_ip"`
+}
+
+func (f *fastPlayerJSON) loose() playerJSON {
+	return playerJSON{
+		At: f.At, RT: f.RT, RTT: f.RTT, FPS: f.FPS, AvgBitrate: f.AvgBitrate, Duration: f.Duration,
+		TimeMillisecond: f.TimeMillisecond, SeekFrom: f.SeekFrom, SeekTo: f.SeekTo,
+		BitrateFrom: f.BitrateFrom, BitrateTo: f.BitrateTo, ErrorCode: f.ErrorCode,
+		ConnectionType: looseString{s: f.ConnectionType}, Package: looseString{s: f.Package},
+		Resolution: looseString{s: f.Resolution}, BufferType: looseString{s: f.BufferType},
+		Direction: looseString{s: f.Direction}, CDNTrackingID: looseString{s: f.CDNTrackingID},
+		UserID: looseString{s: f.UserID}, VideoID: looseString{s: f.VideoID},
+		PlaylistType: looseString{s: f.PlaylistType}, SessionID: looseString{s: f.SessionID},
+		AppType: looseString{s: f.AppType}, Platform: looseString{s: f.Platform},
+		AppVersion: looseString{s: f.AppVersion}, DeviceType: looseString{s: f.DeviceType},
+		OS: looseString{s: f.OS}, Browser: looseString{s: f.Browser},
+		Message: looseString{s: f.Message}, ClientIP: looseString{s: f.ClientIP},
+	}
+}
+
+// decodePlayer decodes a JSON object leniently: it fails only when the
+// payload is not an object.
+func decodePlayer(payload []byte) (playerJSON, error) {
+	if p := bytes.TrimSpace(payload); len(p) == 0 || p[0] != '{' {
+		return playerJSON{}, errors.New("payload: not a JSON object")
+	}
+	if !bytes.Contains(payload, []byte(`""`)) {
+		var f fastPlayerJSON
+		if json.Unmarshal(payload, &f) == nil {
+			return f.loose(), nil
+		}
+	}
+	var j playerJSON
+	if err := json.Unmarshal(payload, &j); err != nil {
+		return playerJSON{}, fmt.Errorf("payload: %w", err)
+	}
+	return j, nil
+}
+
 // JoinKey is the form in which a player's cdn_tracking_id and CloudFront's
 // x-edge-request-id are compared: lower-case. The reference SDK sends the
 // request id as CloudFront wrote it (mixed case), and its Databricks
@@ -225,12 +301,9 @@ func EventID(b []byte) string {
 // and returned as a Problem; the row is kept. It fails only when the payload
 // is not a JSON object.
 func (t *Transformer) PlayerEvent(payload []byte, eventType string, eventTime time.Time) (PlayerRow, []Problem, error) {
-	var j playerJSON
-	if p := bytes.TrimSpace(payload); len(p) == 0 || p[0] != '{' {
-		return PlayerRow{}, nil, errors.New("payload: not a JSON object")
-	}
-	if err := json.Unmarshal(payload, &j); err != nil {
-		return PlayerRow{}, nil, fmt.Errorf("payload: %w", err)
+	j, err := decodePlayer(payload)
+	if err != nil {
+		return PlayerRow{}, nil, err
 	}
 	var probs []Problem
 	str := func(f looseString, field string) string {
