@@ -104,17 +104,18 @@ func Parse(data []byte, now time.Time, lim Limits) ([]Event, []Reject) {
 	if !utf8.Valid(data) {
 		return whole(ReasonInvalidUTF8, "record is not valid UTF-8")
 	}
-	r := records{now: now, lim: lim}
-	if bytes.IndexByte(trimmed, '\n') < 0 || json.Valid(trimmed) {
-		// One value: the common case, one event per record (the SDK's
-		// JSON.stringify(event)+"\n"), takes no copy and no split.
-		if trimmed[0] != '[' {
-			ev, rej := parseEvent(0, trimmed, now, lim)
-			if rej != nil {
-				return nil, []Reject{*rej}
-			}
-			return []Event{ev}, nil
+	oneValue := bytes.IndexByte(trimmed, '\n') < 0 || json.Valid(trimmed)
+	if oneValue && trimmed[0] != '[' {
+		// The common case, one event per record (the SDK's
+		// JSON.stringify(event)+"\n"): no copy, no split.
+		ev, rej := parseEvent(0, trimmed, now, lim)
+		if rej != nil {
+			return nil, []Reject{*rej}
 		}
+		return []Event{ev}, nil
+	}
+	r := records{now: now, lim: lim}
+	if oneValue {
 		if reason, detail := r.value(trimmed); reason != "" {
 			return whole(reason, detail)
 		}
