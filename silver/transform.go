@@ -1,8 +1,10 @@
 package silver
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -39,7 +41,9 @@ type Problem struct {
 	Detail string
 }
 
-// PlayerRow is one row of silver.player_events.
+// PlayerRow is one row of silver.player_events. Enumerations and
+// identifiers are lower-case, so the reference SDK's form of an event and
+// the lower-cased form of its Databricks notebooks give the same row.
 type PlayerRow struct {
 	EventID, EventType                 string
 	EventTime                          time.Time
@@ -55,6 +59,19 @@ type PlayerRow struct {
 	BufferType, CDNTrackingID          string
 	AppType, AppVersion, Device        string
 	OS, Browser, ErrorCode, ErrMessage string
+	// RTT is the round-trip time of the segment request the reference SDK
+	// reports (rtt), ms.
+	RTT *float64
+	// TimeToFirstFrame is FIRSTFRAME's time_millisecond: load start to the
+	// first frame, ms.
+	TimeToFirstFrame *float64
+	// SeekTime is SEEK's time_millisecond, ms; SeekFrom and SeekTo are
+	// playhead positions, seconds.
+	SeekTime, SeekFrom, SeekTo *float64
+	// BitrateFrom and BitrateTo are STEP's bitrates, bits per second;
+	// Direction is up or down.
+	BitrateFrom, BitrateTo *int64
+	Direction              string
 	Client
 	ShardID, SequenceNumber string
 	IngestTime              time.Time
@@ -68,70 +85,209 @@ type Client struct {
 	ISP                        string
 }
 
-// flexNumber accepts a JSON number or a numeric string ("29.970").
-type flexNumber struct {
-	v  float64
-	ok bool
+// Details of the values players send for "not known".
+const (
+	unknownEmpty    = `unknown (the player sent "")`
+	unknownMinusOne = "unknown (the player sent -1)"
+)
+
+// looseNumber is a number as players send it: a JSON number or a numeric
+// string ("29.970"). It never fails a decode: "" and -1 (the reference
+// SDK's unknowns) and values of the wrong type are left empty with the
+// reason in bad.
+type looseNumber struct {
+	v   float64
+	ok  bool
+	bad string
 }
 
-func (f *flexNumber) UnmarshalJSON(b []byte) error {
-	s := strings.Trim(string(b), `"`)
-	if s == "null" || s == "" {
+func (f *looseNumber) UnmarshalJSON(b []byte) error {
+	if len(b) == 0 || string(b) == "null" {
+		return nil
+	}
+	s := string(b)
+	if b[0] == '"' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+		if s == "" {
+			f.bad = unknownEmpty
+			return nil
+		}
+	} else if b[0] != '-' && (b[0] < '0' || b[0] > '9') {
+		f.bad = fmt.Sprintf("%s is not a number", limit(s))
 		return nil
 	}
 	v, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return nil // not numeric: left empty, reported by range checks
+	switch {
+	case err != nil:
+		f.bad = fmt.Sprintf("%q is not a number", limit(s))
+	case v == -1:
+		f.bad = unknownMinusOne
+	default:
+		f.v, f.ok = v, true
 	}
-	f.v, f.ok = v, true
 	return nil
 }
 
-// flexString accepts a JSON string or a number (error codes are both).
-type flexString string
+// looseString is a string as players send it. It never fails a decode:
+// a number or boolean is kept as its text and reported in bad; an object
+// or array is left empty; "" is an unknown.
+type looseString struct {
+	s   string
+	bad string
+}
 
-func (f *flexString) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
+func (f *looseString) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) == 0 || string(b) == "null":
+	case b[0] == '"':
+		if bytes.IndexByte(b, '\\') < 0 {
+			f.s = string(b[1 : len(b)-1])
+		} else if err := json.Unmarshal(b, &f.s); err != nil {
+			f.bad = "not a valid string"
 		}
-		*f = flexString(s)
+		if f.s == "" {
+			f.bad = unknownEmpty
+		}
+	case b[0] == '{' || b[0] == '[':
+		f.bad = fmt.Sprintf("%s is not a string", limit(string(b)))
+	default:
+		f.s, f.bad = string(b), "a "+jsonKind(b)+" where a string belongs, kept as its text"
+	}
+	return nil
+}
+
+// code is an error code: a string or a number, both as sent.
+type code struct{ looseString }
+
+func (f *code) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && (b[0] == '-' || (b[0] >= '0' && b[0] <= '9')) {
+		f.s = string(b)
 		return nil
 	}
-	if string(b) != "null" {
-		*f = flexString(b)
-	}
-	return nil
+	return f.looseString.UnmarshalJSON(b)
 }
 
-type playerJSON struct {
-	Type           string     `json:"metrictype"`
-	Timestamp      float64    `json:"timestamp"`
-	At             flexNumber `json:"at"`
-	RT             flexNumber `json:"rt"`
-	ConnectionType string     `json:"connection_type"`
-	Package        string     `json:"package"`
-	Resolution     string     `json:"resolution"`
-	FPS            flexNumber `json:"fps"`
-	AvgBitrate     flexNumber `json:"avg_bitrate"`
-	Duration       flexNumber `json:"duration"`
-	BufferType     string     `json:"buffer_type"`
-	CDNTrackingID  string     `json:"cdn_tracking_id"`
-	UserID         string     `json:"user_id"`
-	VideoID        string     `json:"video_id"`
-	PlaylistType   string     `json:"playlist_type"`
-	SessionID      string     `json:"session_id"`
-	AppType        string     `json:"app_type"`
-	Platform       string     `json:"platform"`
-	AppVersion     string     `json:"app_version"`
-	DeviceType     string     `json:"device_type"`
-	OS             string     `json:"os"`
-	Browser        string     `json:"browser"`
-	ErrorCode      flexString `json:"error_code"`
-	Message        string     `json:"message"`
-	ClientIP       string     `json:"client_ip"`
+func jsonKind(b []byte) string {
+	if b[0] == 't' || b[0] == 'f' {
+		return "boolean"
+	}
+	return "number"
 }
+
+// playerJSON is every field silver reads, in the lower-case spelling of
+// the keys: a key matches in any case (MetricType, metrictype). Event type
+// and time come from bronze.
+type playerJSON struct {
+	At              looseNumber `json:"at"`
+	RT              looseNumber `json:"rt"`
+	RTT             looseNumber `json:"rtt"`
+	ConnectionType  looseString `json:"connection_type"`
+	Package         looseString `json:"package"`
+	Resolution      looseString `json:"resolution"`
+	FPS             looseNumber `json:"fps"`
+	AvgBitrate      looseNumber `json:"avg_bitrate"`
+	Duration        looseNumber `json:"duration"`
+	TimeMillisecond looseNumber `json:"time_millisecond"`
+	BufferType      looseString `json:"buffer_type"`
+	SeekFrom        looseNumber `json:"seek_from"`
+	SeekTo          looseNumber `json:"seek_to"`
+	BitrateFrom     looseNumber `json:"bitrate_from"`
+	BitrateTo       looseNumber `json:"bitrate_to"`
+	Direction       looseString `json:"direction"`
+	CDNTrackingID   looseString `json:"cdn_tracking_id"`
+	UserID          looseString `json:"user_id"`
+	VideoID         looseString `json:"video_id"`
+	PlaylistType    looseString `json:"playlist_type"`
+	SessionID       looseString `json:"session_id"`
+	AppType         looseString `json:"app_type"`
+	Platform        looseString `json:"platform"`
+	AppVersion      looseString `json:"app_version"`
+	DeviceType      looseString `json:"device_type"`
+	OS              looseString `json:"os"`
+	Browser         looseString `json:"browser"`
+	ErrorCode       code        `json:"error_code"`
+	Message         looseString `json:"message"`
+	ClientIP        looseString `json:"client_ip"`
+}
+
+// fastPlayerJSON is playerJSON with plain strings, which goccy/go-json
+// decodes without a copy per field. It serves payloads with no field of
+// the wrong type and no "" (which a plain string cannot tell from a missing
+// field); the others take the lenient decode.
+type fastPlayerJSON struct {
+	At              looseNumber `json:"at"`
+	RT              looseNumber `json:"rt"`
+	RTT             looseNumber `json:"rtt"`
+	ConnectionType  string      `json:"connection_type"`
+	Package         string      `json:"package"`
+	Resolution      string      `json:"resolution"`
+	FPS             looseNumber `json:"fps"`
+	AvgBitrate      looseNumber `json:"avg_bitrate"`
+	Duration        looseNumber `json:"duration"`
+	TimeMillisecond looseNumber `json:"time_millisecond"`
+	BufferType      string      `json:"buffer_type"`
+	SeekFrom        looseNumber `json:"seek_from"`
+	SeekTo          looseNumber `json:"seek_to"`
+	BitrateFrom     looseNumber `json:"bitrate_from"`
+	BitrateTo       looseNumber `json:"bitrate_to"`
+	Direction       string      `json:"direction"`
+	CDNTrackingID   string      `json:"cdn_tracking_id"`
+	UserID          string      `json:"user_id"`
+	VideoID         string      `json:"video_id"`
+	PlaylistType    string      `json:"playlist_type"`
+	SessionID       string      `json:"session_id"`
+	AppType         string      `json:"app_type"`
+	Platform        string      `json:"platform"`
+	AppVersion      string      `json:"app_version"`
+	DeviceType      string      `json:"device_type"`
+	OS              string      `json:"os"`
+	Browser         string      `json:"browser"`
+	ErrorCode       code        `json:"error_code"`
+	Message         string      `json:"message"`
+	ClientIP        string      `json:"client_ip"`
+}
+
+func (f *fastPlayerJSON) loose() playerJSON {
+	return playerJSON{
+		At: f.At, RT: f.RT, RTT: f.RTT, FPS: f.FPS, AvgBitrate: f.AvgBitrate, Duration: f.Duration,
+		TimeMillisecond: f.TimeMillisecond, SeekFrom: f.SeekFrom, SeekTo: f.SeekTo,
+		BitrateFrom: f.BitrateFrom, BitrateTo: f.BitrateTo, ErrorCode: f.ErrorCode,
+		ConnectionType: looseString{s: f.ConnectionType}, Package: looseString{s: f.Package},
+		Resolution: looseString{s: f.Resolution}, BufferType: looseString{s: f.BufferType},
+		Direction: looseString{s: f.Direction}, CDNTrackingID: looseString{s: f.CDNTrackingID},
+		UserID: looseString{s: f.UserID}, VideoID: looseString{s: f.VideoID},
+		PlaylistType: looseString{s: f.PlaylistType}, SessionID: looseString{s: f.SessionID},
+		AppType: looseString{s: f.AppType}, Platform: looseString{s: f.Platform},
+		AppVersion: looseString{s: f.AppVersion}, DeviceType: looseString{s: f.DeviceType},
+		OS: looseString{s: f.OS}, Browser: looseString{s: f.Browser},
+		Message: looseString{s: f.Message}, ClientIP: looseString{s: f.ClientIP},
+	}
+}
+
+// decodePlayer decodes a JSON object leniently: it fails only when the
+// payload is not an object.
+func decodePlayer(payload []byte) (playerJSON, error) {
+	if p := bytes.TrimSpace(payload); len(p) == 0 || p[0] != '{' {
+		return playerJSON{}, errors.New("payload: not a JSON object")
+	}
+	if !bytes.Contains(payload, []byte(`""`)) {
+		var f fastPlayerJSON
+		if json.Unmarshal(payload, &f) == nil {
+			return f.loose(), nil
+		}
+	}
+	var j playerJSON
+	if err := json.Unmarshal(payload, &j); err != nil {
+		return playerJSON{}, fmt.Errorf("payload: %w", err)
+	}
+	return j, nil
+}
+
+// JoinKey is the form in which a player's cdn_tracking_id and CloudFront's
+// x-edge-request-id are compared: lower-case. The reference SDK sends the
+// request id as CloudFront wrote it (mixed case), and its Databricks
+// notebooks lower-case it, so the join must ignore case.
+func JoinKey(requestID string) string { return strings.ToLower(requestID) }
 
 // EventID is the stable id of an input: the first 128 bits of its SHA-256,
 // hex. The same payload twice has the same id.
@@ -140,64 +296,110 @@ func EventID(b []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// PlayerEvent types one bronze player event. It fails only when the payload
-// is not the JSON object bronze accepted.
+// PlayerEvent types one bronze player event. A value it cannot use (of
+// the wrong JSON type, out of range, or an unknown: "" or -1) is left empty
+// and returned as a Problem; the row is kept. It fails only when the payload
+// is not a JSON object.
 func (t *Transformer) PlayerEvent(payload []byte, eventType string, eventTime time.Time) (PlayerRow, []Problem, error) {
-	var j playerJSON
-	if err := json.Unmarshal(payload, &j); err != nil {
-		return PlayerRow{}, nil, fmt.Errorf("payload: %w", err)
+	j, err := decodePlayer(payload)
+	if err != nil {
+		return PlayerRow{}, nil, err
 	}
 	var probs []Problem
+	str := func(f looseString, field string) string {
+		if f.bad != "" {
+			probs = append(probs, Problem{field, f.bad})
+		}
+		return f.s
+	}
+	lower := func(f looseString, field string) string { return strings.ToLower(str(f, field)) }
+	num := func(n looseNumber, lo, hi float64, field string) *float64 {
+		if n.bad != "" {
+			probs = append(probs, Problem{field, n.bad})
+		}
+		return ranged(n, lo, hi, field, &probs)
+	}
+	eventType = strings.ToLower(eventType)
 	r := PlayerRow{
-		EventID:        EventID(payload),
-		EventType:      eventType,
-		EventTime:      eventTime,
-		SessionID:      j.SessionID,
-		VideoID:        j.VideoID,
-		PlaylistType:   j.PlaylistType,
-		ConnectionType: j.ConnectionType,
-		Package:        j.Package,
-		BufferType:     j.BufferType,
-		CDNTrackingID:  j.CDNTrackingID,
-		AppType:        firstOf(j.AppType, j.Platform),
-		AppVersion:     j.AppVersion,
-		Device:         j.DeviceType,
-		OS:             j.OS,
-		Browser:        j.Browser,
-		ErrorCode:      string(j.ErrorCode),
-		ErrMessage:     j.Message,
+		EventID:   EventID(payload),
+		EventType: eventType,
+		EventTime: eventTime,
+		SessionID: str(j.SessionID, "session_id"),
+		// Identifiers and enumerations are lower-cased: the Databricks
+		// form has them so, and a user, a video or a request must be the
+		// same in both forms.
+		VideoID:        lower(j.VideoID, "video_id"),
+		PlaylistType:   lower(j.PlaylistType, "playlist_type"),
+		ConnectionType: lower(j.ConnectionType, "connection_type"),
+		Package:        lower(j.Package, "package"),
+		BufferType:     lower(j.BufferType, "buffer_type"),
+		Direction:      lower(j.Direction, "direction"),
+		CDNTrackingID:  JoinKey(str(j.CDNTrackingID, "cdn_tracking_id")),
+		AppType:        firstOf(str(j.AppType, "app_type"), str(j.Platform, "platform")),
+		AppVersion:     str(j.AppVersion, "app_version"),
+		Device:         str(j.DeviceType, "device_type"),
+		OS:             str(j.OS, "os"),
+		Browser:        str(j.Browser, "browser"),
+		ErrorCode:      str(j.ErrorCode.looseString, "error_code"),
+		ErrMessage:     lower(j.Message, "message"),
 	}
-	if j.UserID != "" {
-		r.UserKey, r.KeyID = t.Pseudonyms.Pseudonym(j.UserID), t.Pseudonyms.KeyID()
+	if u := lower(j.UserID, "user_id"); u != "" {
+		r.UserKey, r.KeyID = t.Pseudonyms.Pseudonym(u), t.Pseudonyms.KeyID()
 	}
-	r.Position = ranged(j.At, 0, 1e7, "at", &probs)
-	r.Response = ranged(j.RT, 0, 1e7, "rt", &probs)
-	r.FPS = ranged(j.FPS, 0, 1000, "fps", &probs)
-	if b := ranged(j.AvgBitrate, 0, 1e10, "avg_bitrate", &probs); b != nil {
-		v := int64(*b)
-		r.Bitrate = &v
-	}
-	if eventType == "buffer" {
-		r.BufferDuration = ranged(j.Duration, 0, 24*3600*1000, "duration", &probs)
-	} else {
-		r.VideoDuration = ranged(j.Duration, 0, 1e7, "duration", &probs)
-	}
-	if j.Resolution != "" {
-		w, h, ok := parseResolution(j.Resolution)
-		if ok {
-			r.Resolution, r.Width, r.Height = j.Resolution, &w, &h
+	r.Position = num(j.At, 0, 1e7, "at")
+	r.Response = num(j.RT, 0, 1e7, "rt")
+	r.RTT = num(j.RTT, 0, 1e7, "rtt")
+	r.FPS = num(j.FPS, 0, 1000, "fps")
+	r.Bitrate = whole(num(j.AvgBitrate, 0, 1e10, "avg_bitrate"))
+	const day = 24 * 3600 * 1000
+	switch eventType {
+	case "buffer":
+		// The reference SDK sends the stall's length in time_millisecond;
+		// older forms sent it in duration.
+		if j.TimeMillisecond.ok || j.TimeMillisecond.bad != "" {
+			r.BufferDuration = num(j.TimeMillisecond, 0, day, "time_millisecond")
 		} else {
-			probs = append(probs, Problem{"resolution", fmt.Sprintf("%q is not WIDTHxHEIGHT", limit(j.Resolution))})
+			r.BufferDuration = num(j.Duration, 0, day, "duration")
+		}
+	case "firstframe":
+		r.TimeToFirstFrame = num(j.TimeMillisecond, 0, day, "time_millisecond")
+	case "seek":
+		r.SeekTime = num(j.TimeMillisecond, 0, day, "time_millisecond")
+	}
+	if eventType != "buffer" {
+		r.VideoDuration = num(j.Duration, 0, 1e7, "duration")
+	}
+	r.SeekFrom = num(j.SeekFrom, 0, 1e7, "seek_from")
+	r.SeekTo = num(j.SeekTo, 0, 1e7, "seek_to")
+	r.BitrateFrom = whole(num(j.BitrateFrom, 0, 1e10, "bitrate_from"))
+	r.BitrateTo = whole(num(j.BitrateTo, 0, 1e10, "bitrate_to"))
+	if res := lower(j.Resolution, "resolution"); res != "" {
+		w, h, ok := parseResolution(res)
+		if ok {
+			r.Resolution, r.Width, r.Height = res, &w, &h
+		} else {
+			probs = append(probs, Problem{"resolution", fmt.Sprintf("%q is not WIDTHxHEIGHT", limit(res))})
 		}
 	}
-	if j.ClientIP != "" {
-		c, err := t.client(j.ClientIP)
+	if j.ClientIP.bad != "" {
+		probs = append(probs, Problem{"client_ip", j.ClientIP.bad})
+	} else if ip := j.ClientIP.s; ip != "" {
+		c, err := t.client(ip)
 		if err != nil {
 			probs = append(probs, Problem{"client_ip", err.Error()})
 		}
 		r.Client = c
 	}
 	return r, probs, nil
+}
+
+// whole rounds a number of bits per second to an integer.
+func whole(v *float64) *int64 {
+	if v == nil {
+		return nil
+	}
+	i := int64(math.Round(*v))
+	return &i
 }
 
 // client looks up the full address, then keeps only its network.
@@ -218,7 +420,7 @@ func (t *Transformer) client(ip string) (Client, error) {
 	return c, nil
 }
 
-func ranged(n flexNumber, lo, hi float64, field string, probs *[]Problem) *float64 {
+func ranged(n looseNumber, lo, hi float64, field string, probs *[]Problem) *float64 {
 	if !n.ok {
 		return nil
 	}

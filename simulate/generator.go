@@ -26,13 +26,31 @@ const (
 // Scenarios lists every scenario name.
 var Scenarios = []string{Normal, EdgeLatency, AppErrors, ISPBuffering, LateCDNLogs}
 
+// Payload forms of the player events.
+const (
+	// FormSDK is the AWS reference player SDK's form (QoSSDK.js): MetricType
+	// and TimeStamp keys, upper-case values, numbers as strings where it
+	// reads them from the HLS playlist, "" and -1 for unknowns, and each
+	// record JSON.stringify(event)+"\n".
+	FormSDK = "sdk"
+	// FormLowercase is the same with the whole record lower-cased, as the
+	// solution's Databricks notebooks hold it.
+	FormLowercase = "lowercase"
+)
+
+// Forms lists the payload forms.
+var Forms = []string{FormSDK, FormLowercase}
+
 // Config sets up a Generator.
 type Config struct {
 	Seed int64
+	// Form is the payload form of player events: FormSDK (the default) or
+	// FormLowercase.
+	Form string
 	// Start is the simulated time of the first tick.
 	Start time.Time
 	// Rate is the target rate of player events per second once sessions
-	// have built up (about 26 events per session).
+	// have built up (about eventsPerSession events per session).
 	Rate float64
 	// LogEvery is how much simulated time one CDN log file covers.
 	LogEvery time.Duration
@@ -82,6 +100,8 @@ type Generator struct {
 	incidents []Incident
 	target    string
 
+	truths []*SessionTruth
+
 	lines     []logLine
 	periodEnd time.Time
 	held      []LogFile
@@ -93,7 +113,7 @@ type logLine struct {
 }
 
 type session struct {
-	id, user, trackingID string
+	user, trackingID     string
 	video                Video
 	client               Client
 	net                  Network
@@ -103,12 +123,57 @@ type session struct {
 	watchUntil           time.Time
 	started, ended       bool
 	failStart, exitEarly bool
+	watchToEnd           bool
 	rung                 int
+	bitrate              int // bitrate the SDK believes is playing: 0 until the first step
 	pos                  float64
+	rtt                  int // ms, of the last segment request
 	lastSegment          time.Time
 	lastStream           time.Time
 	segment              int
+	truth                *SessionTruth
 }
+
+// SessionTruth is what the simulation made happen in one session: the
+// values gold should find in the events.
+type SessionTruth struct {
+	UserID  string    `json:"user_id"`
+	VideoID string    `json:"video_id"`
+	Start   time.Time `json:"start"` // the PLAY event
+	// StartupMS is the video start time: PLAY (load start) to the first
+	// frame, ms, as FIRSTFRAME's time_millisecond says; absent when the
+	// video never started.
+	StartupMS *int64 `json:"startup_ms,omitempty"`
+	// FailedBeforeStart: an ERROR before the first frame (CTA-2066 video
+	// start failure). ExitBeforeStart: the viewer left before the first
+	// frame, with no error (and no further event).
+	FailedBeforeStart bool `json:"failed_before_start"`
+	ExitBeforeStart   bool `json:"exit_before_start"`
+	// PlaybackFailed: an ERROR after the first frame ended the session.
+	PlaybackFailed bool `json:"playback_failed"`
+	// StallCount and StallMS count the ScreenFreezedBuffer events and sum
+	// their time_millisecond (start-up buffering excluded).
+	StallCount int   `json:"stall_count"`
+	StallMS    int64 `json:"stall_ms"`
+	// WatchedS is the content played, seconds: one per simulated second
+	// from the first frame to the end of the session (seeks and stalls do
+	// not change it).
+	WatchedS float64 `json:"watched_s"`
+	// BitrateSwitches counts STEP events between two renditions; the STEP
+	// the SDK sends as playback starts (bitrate_from 0) is not one.
+	BitrateSwitches int `json:"bitrate_switches"`
+	Seeks           int `json:"seeks"`
+	Pauses          int `json:"pauses"`
+	// Stopped: the viewer watched to the end and the SDK sent STOP; a
+	// viewer who leaves earlier sends nothing more.
+	Stopped bool `json:"stopped"`
+	Events  int  `json:"events"`
+}
+
+// eventsPerSession is about how many events a session sends: a STREAM
+// every 5 seconds of playback over a mean watch of 3 minutes, and a few
+// others.
+const eventsPerSession = 40
 
 // New returns a generator at cfg.Start with no sessions.
 func New(cfg Config) *Generator {
@@ -123,6 +188,9 @@ func New(cfg Config) *Generator {
 	}
 	if cfg.Rate <= 0 {
 		cfg.Rate = 50
+	}
+	if cfg.Form == "" {
+		cfg.Form = FormSDK
 	}
 	cfg.Start = cfg.Start.UTC().Truncate(time.Second)
 	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), now: cfg.Start, scenario: Normal}
@@ -189,12 +257,24 @@ func (g *Generator) Incidents() []Incident {
 // Sessions returns how many sessions have started.
 func (g *Generator) Sessions() int { return g.nextID }
 
+// Truths returns what happened in each session so far, in order of start.
+func (g *Generator) Truths() []SessionTruth {
+	out := make([]SessionTruth, len(g.truths))
+	for i, t := range g.truths {
+		out[i] = *t
+	}
+	return out
+}
+
+// ValidForm reports whether s names a payload form.
+func ValidForm(s string) bool { return s == FormSDK || s == FormLowercase }
+
 // Tick simulates one second and returns the player events and the log
 // files due by its end.
 func (g *Generator) Tick() ([]Event, []LogFile) {
 	var events []Event
-	// New sessions: Poisson arrivals at Rate/26 a second.
-	for range poisson(g.rng, g.cfg.Rate/26) {
+	// New sessions: Poisson arrivals at Rate/eventsPerSession a second.
+	for range poisson(g.rng, g.cfg.Rate/eventsPerSession) {
 		g.sessions = append(g.sessions, g.newSession())
 	}
 	live := g.sessions[:0]
@@ -213,13 +293,9 @@ func (g *Generator) Tick() ([]Event, []LogFile) {
 // Flush ends every session and returns all log files not yet delivered,
 // late ones included: a run's output is then complete.
 func (g *Generator) Flush() ([]Event, []LogFile) {
+	// Viewers still watching send nothing more: the SDK has no event for
+	// a session that is simply still going.
 	var events []Event
-	for _, s := range g.sessions {
-		if s.started && !s.ended {
-			events = append(events, g.event(s, "stop", g.now, nil))
-			s.ended = true
-		}
-	}
 	g.sessions = nil
 	if g.incident != nil {
 		g.incident.End = g.now
@@ -232,7 +308,6 @@ func (g *Generator) Flush() ([]Event, []LogFile) {
 func (g *Generator) newSession() *session {
 	g.nextID++
 	s := &session{
-		id:     fmt.Sprintf("s-%d-%06d", g.cfg.Seed, g.nextID),
 		user:   "us-west-2:" + g.uuid(),
 		video:  Videos[g.rng.IntN(len(Videos))],
 		client: Clients[g.rng.IntN(len(Clients))],
@@ -251,15 +326,28 @@ func (g *Generator) newSession() *session {
 	if g.scenario == EdgeLatency && s.edge == g.target {
 		startup *= 4
 	}
-	s.firstFrame = s.start.Add(startup)
+	s.firstFrame = s.start.Add(startup.Truncate(time.Millisecond))
 	s.failStart = g.rng.Float64() < 0.01
 	s.exitEarly = !s.failStart && g.rng.Float64() < 0.02
-	s.watchUntil = s.firstFrame.Add(time.Duration(30+g.rng.ExpFloat64()*150) * time.Second)
+	watch := time.Duration(30+g.rng.ExpFloat64()*150) * time.Second
+	if d := time.Duration(s.video.Duration) * time.Second; d > 0 && watch >= d {
+		// Watches it all: the only way the SDK sends STOP.
+		s.watchToEnd, watch = true, d
+	} else if d > 0 && g.rng.Float64() < 0.15 {
+		// Resumes near the end, where they left off, and watches it out.
+		s.watchToEnd = true
+		watch = min(time.Duration(10+g.rng.ExpFloat64()*60)*time.Second, d)
+		s.pos = (d - watch).Seconds()
+	}
+	s.watchUntil = s.firstFrame.Add(watch)
+	s.truth = &SessionTruth{UserID: s.user, VideoID: s.video.ID, Start: s.start}
+	g.truths = append(g.truths, s.truth)
 	return s
 }
 
 func (g *Generator) advance(s *session, events []Event) []Event {
 	end := g.now.Add(time.Second)
+	tr := s.truth
 	if !s.started {
 		if s.start.After(end) {
 			return events
@@ -268,24 +356,31 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 		// The first segment request goes out with the play event.
 		g.segment(s, s.start)
 		s.lastSegment = s.start
-		events = append(events, g.event(s, "play", s.start, nil))
+		events = append(events, g.play(s, "PLAY", s.start))
 		if s.failStart {
-			events = append(events, g.event(s, "error", s.start.Add(1500*time.Millisecond), map[string]any{"error_code": "MEDIA_ERR_SRC_NOT_SUPPORTED", "message": "video start failure"}))
-			events = append(events, g.event(s, "stop", s.start.Add(1600*time.Millisecond), nil))
-			s.ended = true
+			// No segment played: the SDK has no request id to send.
+			s.trackingID = ""
+			events = append(events, g.errorEvent(s, s.start.Add(1500*time.Millisecond)))
+			tr.FailedBeforeStart, s.ended = true, true
 			return events
 		}
 		if s.exitEarly {
-			events = append(events, g.event(s, "stop", s.start.Add(700*time.Millisecond), nil))
-			s.ended = true
+			tr.ExitBeforeStart, s.ended = true, true
 			return events
 		}
 	}
 	if s.firstFrame.Before(end) && s.lastStream.IsZero() {
 		ms := s.firstFrame.Sub(s.start).Milliseconds()
-		events = append(events, g.event(s, "buffer", s.firstFrame, map[string]any{"buffer_type": "firstbuffer", "duration": ms}))
-		events = append(events, g.event(s, "firstframe", s.firstFrame, map[string]any{"rt": ms}))
+		tr.StartupMS = &ms
+		// loadeddata: FIRSTFRAME; the rendition switch to the first
+		// rendition (from 0, DOWN as the SDK has it); canplaythrough:
+		// the first buffer, measured from load start too.
+		events = append(events, g.firstFrame(s, s.firstFrame, ms))
+		events = append(events, g.step(s, s.firstFrame.Add(5*time.Millisecond), Ladder[s.rung].Bitrate))
+		extra := int64(5 + g.rng.IntN(40))
+		events = append(events, g.buffer(s, "FirstBuffer", s.firstFrame.Add(time.Duration(extra)*time.Millisecond), ms+extra))
 		s.lastStream = s.firstFrame
+		return events
 	}
 	if s.lastStream.IsZero() {
 		return events
@@ -295,12 +390,19 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 		t = s.firstFrame
 	}
 	s.pos++
+	tr.WatchedS++
+	if s.watchToEnd && !t.Before(s.watchUntil) {
+		s.pos = float64(s.video.Duration)
+		events = append(events, g.stop(s, t))
+		tr.Stopped, s.ended = true, true
+		return events
+	}
 	if t.Sub(s.lastSegment) >= 4*time.Second {
 		g.segment(s, t)
 		s.lastSegment = t
 	}
-	if t.Sub(s.lastStream) >= 10*time.Second {
-		events = append(events, g.event(s, "stream", t, nil))
+	if t.Sub(s.lastStream) >= 5*time.Second {
+		events = append(events, g.stream(s, t))
 		s.lastStream = t
 	}
 	rebuffer := 0.003
@@ -308,21 +410,27 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 		rebuffer = 0.05
 	}
 	if g.rng.Float64() < rebuffer {
-		events = append(events, g.event(s, "buffer", t, map[string]any{"buffer_type": "rebuffer", "duration": 400 + g.rng.IntN(3600)}))
+		stall := int64(400 + g.rng.IntN(3600))
+		events = append(events, g.buffer(s, "ScreenFreezedBuffer", t, stall))
+		tr.StallCount++
+		tr.StallMS += stall
 		if s.rung > 0 {
 			s.rung--
-			events = append(events, g.event(s, "step", t.Add(time.Millisecond), nil))
+			events = append(events, g.step(s, t.Add(time.Millisecond), Ladder[s.rung].Bitrate))
 		}
 	} else if g.rng.Float64() < 0.01 && s.rung < len(Ladder)-1 {
 		s.rung++
-		events = append(events, g.event(s, "step", t, nil))
+		events = append(events, g.step(s, t, Ladder[s.rung].Bitrate))
 	}
 	if g.rng.Float64() < 0.002 {
-		events = append(events, g.event(s, "seek", t, nil))
-		s.pos += float64(g.rng.IntN(60))
+		to := s.pos + float64(g.rng.IntN(60))
+		events = append(events, g.seek(s, t, to, int64(150+g.rng.IntN(900))))
+		s.pos = to
+		tr.Seeks++
 	}
 	if g.rng.Float64() < 0.002 {
-		events = append(events, g.event(s, "pause", t, nil))
+		events = append(events, g.play(s, "PAUSE", t))
+		tr.Pauses++
 	}
 	failure := 0.0002
 	if g.scenario == AppErrors && s.client.App+"/"+s.client.Device == g.target {
@@ -330,46 +438,129 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 	}
 	switch {
 	case g.rng.Float64() < failure:
-		events = append(events, g.event(s, "error", t, map[string]any{"error_code": "MEDIA_ERR_DECODE", "message": "playback failure"}))
-		events = append(events, g.event(s, "stop", t.Add(100*time.Millisecond), nil))
-		s.ended = true
+		events = append(events, g.errorEvent(s, t))
+		tr.PlaybackFailed, s.ended = true, true
 	case !t.Before(s.watchUntil):
-		events = append(events, g.event(s, "stop", t, nil))
+		// The viewer leaves: the SDK sends nothing.
 		s.ended = true
 	}
 	return events
 }
 
-func (g *Generator) event(s *session, typ string, t time.Time, extra map[string]any) Event {
+// Field values as the SDK sends them.
+
+func (s *session) playlistType() string { return strings.ToUpper(s.video.Playlist) }
+
+// duration is the player's duration(): Infinity for live, which
+// JSON.stringify writes as null.
+func (s *session) duration() any {
+	if s.video.Playlist == "live" {
+		return nil
+	}
+	return s.video.Duration
+}
+
+// rttValue is the segment request's round-trip time, -1 when the
+// connection cannot say.
+func (s *session) rttValue() int {
+	if s.conn == "not available" {
+		return -1
+	}
+	return s.rtt
+}
+
+// fps is the HLS FRAME-RATE attribute: a string, "" where the playlist
+// has none.
+func (s *session) fps() string { return Ladder[s.rung].FPS }
+
+func (s *session) position() float64 { return math.Round(s.pos*1e6) / 1e6 }
+
+// play is PLAY or PAUSE: the playhead position and the duration.
+func (g *Generator) play(s *session, typ string, t time.Time) Event {
+	return g.event(s, typ, t, kv{"at", s.position()}, kv{"duration", s.duration()})
+}
+
+func (g *Generator) firstFrame(s *session, t time.Time, ms int64) Event {
 	r := Ladder[s.rung]
-	duration := s.video.Duration
-	m := map[string]any{
-		"metrictype":      typ,
-		"at":              math.Round(s.pos*1000) / 1000,
-		"connection_type": s.conn,
-		"package":         "hls",
-		"resolution":      r.Resolution,
-		"fps":             "29.970",
-		"avg_bitrate":     r.Bitrate,
-		"duration":        duration,
-		"cdn_tracking_id": s.trackingID,
-		"user_id":         s.user,
-		"video_id":        s.video.ID,
-		"playlist_type":   s.video.Playlist,
-		"session_id":      s.id,
-		"app_type":        s.client.App,
-		"app_version":     s.client.Version,
-		"device_type":     s.client.Device,
-		"os":              s.client.OS,
-		"browser":         s.client.Browser,
-		"client_ip":       s.ip.String(),
-		"timestamp":       t.UnixMilli(),
+	return g.event(s, "FIRSTFRAME", t, kv{"rtt", s.rttValue()}, kv{"connection_type", s.conn}, kv{"package", "HLS"},
+		kv{"resolution", r.Resolution}, kv{"fps", r.FPS}, kv{"avg_bitrate", fmt.Sprint(r.Bitrate)},
+		kv{"time_millisecond", ms}, kv{"cdn_tracking_id", s.trackingID})
+}
+
+func (g *Generator) buffer(s *session, typ string, t time.Time, ms int64) Event {
+	return g.event(s, "BUFFER", t, kv{"buffer_type", typ}, kv{"at", s.position()}, kv{"rtt", s.rttValue()},
+		kv{"connection_type", s.conn}, kv{"time_millisecond", ms}, kv{"cdn_tracking_id", s.trackingID})
+}
+
+func (g *Generator) stream(s *session, t time.Time) Event {
+	r := Ladder[s.rung]
+	return g.event(s, "STREAM", t, kv{"at", s.position()}, kv{"rtt", s.rttValue()}, kv{"connection_type", s.conn},
+		kv{"package", "HLS"}, kv{"resolution", r.Resolution}, kv{"fps", s.fps()}, kv{"avg_bitrate", s.bitrate},
+		kv{"duration", s.duration()}, kv{"cdn_tracking_id", s.trackingID})
+}
+
+// step is a rendition switch to bitrate to. The SDK sends DOWN when it
+// knew no bitrate yet (as playback starts), else compares the two.
+func (g *Generator) step(s *session, t time.Time, to int) Event {
+	dir := "UP"
+	if s.bitrate == 0 || s.bitrate > to {
+		dir = "DOWN"
 	}
-	for k, v := range extra {
-		m[k] = v
+	if s.bitrate != 0 {
+		s.truth.BitrateSwitches++
 	}
-	b, _ := json.Marshal(m)
-	return Event{Type: typ, PartitionKey: s.id, JSON: b, Time: t}
+	r := Ladder[s.rung]
+	e := g.event(s, "STEP", t, kv{"at", s.position()}, kv{"bitrate_from", s.bitrate}, kv{"bitrate_to", to},
+		kv{"direction", dir}, kv{"package", "HLS"}, kv{"resolution", r.Resolution}, kv{"fps", r.FPS}, kv{"connection_type", s.conn})
+	s.bitrate = to
+	return e
+}
+
+func (g *Generator) seek(s *session, t time.Time, to float64, ms int64) Event {
+	return g.event(s, "SEEK", t, kv{"seek_from", s.position()}, kv{"seek_to", math.Round(to*1e6) / 1e6},
+		kv{"rtt", s.rttValue()}, kv{"connection_type", s.conn}, kv{"time_millisecond", ms}, kv{"cdn_tracking_id", s.trackingID})
+}
+
+func (g *Generator) stop(s *session, t time.Time) Event {
+	r := Ladder[s.rung]
+	return g.event(s, "STOP", t, kv{"at", s.position()}, kv{"duration", s.duration()}, kv{"connection_type", s.conn},
+		kv{"package", "HLS"}, kv{"resolution", r.Resolution}, kv{"fps", r.FPS}, kv{"avg_bitrate", s.bitrate})
+}
+
+func (g *Generator) errorEvent(s *session, t time.Time) Event {
+	return g.event(s, "ERROR", t, kv{"at", s.position()}, kv{"message", "Error"}, kv{"cdn_tracking_id", s.trackingID})
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+// event encodes one event as the SDK does: its type, its fields in the
+// SDK's order, the common fields, then TimeStamp; one record is
+// JSON.stringify(event)+"\n".
+func (g *Generator) event(s *session, typ string, t time.Time, fields ...kv) Event {
+	all := append([]kv{{"MetricType", typ}}, fields...)
+	all = append(all, kv{"user_id", s.user}, kv{"video_id", s.video.ID}, kv{"playlist_type", s.playlistType()}, kv{"TimeStamp", t.UnixMilli()})
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, f := range all {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(f.k)
+		v, _ := json.Marshal(f.v)
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteString("}\n")
+	out := b.Bytes()
+	if g.cfg.Form == FormLowercase {
+		out = bytes.ToLower(out)
+	}
+	s.truth.Events++
+	return Event{Type: strings.ToLower(typ), PartitionKey: s.user + "/" + s.video.ID, JSON: out, Time: t}
 }
 
 // segment writes the CDN log line of one segment request and makes its
@@ -393,6 +584,7 @@ func (g *Generator) segment(s *session, t time.Time) {
 		status, result, size = "502", "Error", 0
 	}
 	ttfb := latency * 0.6
+	s.rtt = int(math.Round(latency*1000)) + 20 + g.rng.IntN(60)
 	stem := fmt.Sprintf("/vod/%s/%s/seg_%05d.ts", s.video.ID, r.Path, s.segment)
 	if s.video.Playlist == "live" {
 		stem = fmt.Sprintf("/live/%s/%s/seg_%05d.ts", s.video.ID, r.Path, s.segment)
@@ -471,7 +663,9 @@ func (g *Generator) uuid() string {
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
 }
 
-const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789-_"
+// idAlphabet is the alphabet of CloudFront's x-edge-request-id: base64url,
+// mixed case.
+const idAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 func (g *Generator) requestID() string {
 	b := make([]byte, 50, 52)

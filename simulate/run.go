@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
@@ -67,9 +68,10 @@ type RunOptions struct {
 }
 
 // Summary is the account of a run, for tests and users to check the
-// pipeline against.
+// pipeline against: what was sent, and the true QoE of every session.
 type Summary struct {
 	Seed           int64          `json:"seed"`
+	Form           string         `json:"payload_form"`
 	Start          time.Time      `json:"start"`
 	End            time.Time      `json:"end"`
 	Sessions       int            `json:"sessions"`
@@ -79,12 +81,65 @@ type Summary struct {
 	LogLines       int            `json:"log_lines"`
 	LogFiles       int            `json:"log_files"`
 	Incidents      []Incident     `json:"incidents"`
+	// Totals sums the sessions; SessionTruths has each, in order of start.
+	Totals        Totals         `json:"totals"`
+	SessionTruths []SessionTruth `json:"session_truths"`
+}
+
+// Totals are the true QoE figures of a run, over all its sessions.
+type Totals struct {
+	Sessions          int   `json:"sessions"`
+	Started           int   `json:"started"` // reached the first frame
+	FailedBeforeStart int   `json:"failed_before_start"`
+	ExitBeforeStart   int   `json:"exit_before_start"`
+	PlaybackFailures  int   `json:"playback_failures"`
+	StartupMSSum      int64 `json:"startup_ms_sum"` // over started sessions
+	// StartupMSMean is StartupMSSum / Started, rounded to the ms.
+	StartupMSMean   int64   `json:"startup_ms_mean"`
+	StallCount      int     `json:"stall_count"`
+	StallMS         int64   `json:"stall_ms"`
+	WatchedS        float64 `json:"watched_s"`
+	BitrateSwitches int     `json:"bitrate_switches"`
+	Seeks           int     `json:"seeks"`
+	Stopped         int     `json:"stopped"`
+}
+
+// Total sums session truths.
+func Total(truths []SessionTruth) Totals {
+	var t Totals
+	for _, s := range truths {
+		t.Sessions++
+		if s.StartupMS != nil {
+			t.Started++
+			t.StartupMSSum += *s.StartupMS
+		}
+		t.FailedBeforeStart += b2i(s.FailedBeforeStart)
+		t.ExitBeforeStart += b2i(s.ExitBeforeStart)
+		t.PlaybackFailures += b2i(s.PlaybackFailed)
+		t.StallCount += s.StallCount
+		t.StallMS += s.StallMS
+		t.WatchedS += s.WatchedS
+		t.BitrateSwitches += s.BitrateSwitches
+		t.Seeks += s.Seeks
+		t.Stopped += b2i(s.Stopped)
+	}
+	if t.Started > 0 {
+		t.StartupMSMean = int64(math.Round(float64(t.StartupMSSum) / float64(t.Started)))
+	}
+	return t
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Run drives the generator for opts.Duration of simulated time, sending
 // events and log files to out.
 func Run(ctx context.Context, g *Generator, out Output, opts RunOptions) (Summary, error) {
-	sum := Summary{Seed: g.cfg.Seed, Start: g.Now(), Events: map[string]int{}}
+	sum := Summary{Seed: g.cfg.Seed, Form: g.cfg.Form, Start: g.Now(), Events: map[string]int{}}
 	wallStart := time.Now()
 	ticks := int(opts.Duration / time.Second)
 	step := 0
@@ -147,6 +202,8 @@ func Run(ctx context.Context, g *Generator, out Output, opts RunOptions) (Summar
 	sum.End = g.Now()
 	sum.Sessions = g.Sessions()
 	sum.Incidents = g.Incidents()
+	sum.SessionTruths = g.Truths()
+	sum.Totals = Total(sum.SessionTruths)
 	return sum, nil
 }
 

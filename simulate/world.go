@@ -1,7 +1,10 @@
 // Package simulate generates realistic streaming traffic for the demo, the
-// tests and the benchmarks: viewers in sessions emitting player events, and
-// the CloudFront log lines of the segment requests that served them, with
-// x-edge-request-id equal to the player's cdn_tracking_id. Incidents
+// tests and the benchmarks: viewers in sessions emitting player events as
+// the AWS reference player SDK sends them (or in the lower-cased form of its
+// Databricks notebooks), and the CloudFront log lines of the segment
+// requests that served them, with x-edge-request-id (mixed case) equal to
+// the player's cdn_tracking_id. A summary states the true start time,
+// stalls, watch time and switches of every session. Incidents
 // (scenarios) can be switched on and off. For a seed and a start time the
 // output is the same every run.
 package simulate
@@ -73,15 +76,16 @@ type Rendition struct {
 	Resolution string
 	Bitrate    int // bits per second
 	Path       string
+	FPS        string // the playlist's FRAME-RATE; "" where it has none
 }
 
 // Ladder is the bitrate ladder, lowest first.
 var Ladder = []Rendition{
-	{"416x234", 365_000, "234p"},
-	{"640x360", 1_330_203, "360p"},
-	{"854x480", 2_400_000, "480p"},
-	{"1280x720", 4_500_000, "720p"},
-	{"1920x1080", 7_800_000, "1080p"},
+	{"416x234", 365_000, "234p", ""},
+	{"640x360", 1_330_203, "360p", "29.970"},
+	{"854x480", 2_400_000, "480p", "29.970"},
+	{"1280x720", 4_500_000, "720p", "29.970"},
+	{"1920x1080", 7_800_000, "1080p", "29.970"},
 }
 
 var connections = []string{"wifi", "wifi", "wifi", "ethernet", "4g", "4g", "5g", "3g", "not available"}

@@ -27,16 +27,22 @@ func simulateCommand() *command {
 		aggregate   int
 		interactive bool
 		logEvery    time.Duration
+		form        string
 	)
 	return &command{
 		name:    "simulate",
 		summary: "generate realistic player events and CloudFront logs",
-		help: `Viewers in sessions (play, firstframe, stream, buffer, step, seek, pause,
-stop, error) across videos, apps, devices, connection types, countries and
-ISPs send player events to the Kinesis stream; the segment requests that
-served them are written as CloudFront standard log files (gzip, real
-naming, all 33 fields) to the CDN bucket every --log-every, with
-x-edge-request-id equal to the player's cdn_tracking_id.
+		help: `Viewers in sessions (PLAY, FIRSTFRAME, STREAM, BUFFER, STEP, SEEK, PAUSE,
+STOP, ERROR) across videos, apps, devices, connection types, countries and
+ISPs send player events to the Kinesis stream exactly as the AWS reference
+player SDK sends them (MetricType/TimeStamp, upper-case values, string
+numbers, "" and -1 for unknowns, no session id, app or device fields; one
+JSON.stringify(event)+"
+" per record), or lower-cased as the solution's
+Databricks notebooks hold them with --payload-form lowercase. The segment
+requests that served them are written as CloudFront standard log files
+(gzip, real naming, all 33 fields) to the CDN bucket every --log-every,
+with x-edge-request-id (mixed case) equal to the player's cdn_tracking_id.
 
 Scenarios: normal, edge-latency (one edge location's latency rises),
 app-errors (one app/device type's playback errors rise), isp-buffering (one
@@ -45,7 +51,8 @@ Set one with --scenario, a timeline with --schedule 0s=normal,30s=edge-latency,
 or type scenario names on standard input with --interactive.
 
 The same --seed and --start give the same output. --summary FILE writes a
-JSON account of what was produced.`,
+JSON account of what was produced, with the true start time, stalls, watch
+time, bitrate switches and failures of every session and their totals.`,
 		groups: []config.Group{config.Core, config.Resources},
 		flags: func(fs *flag.FlagSet) {
 			fs.Float64Var(&rate, "rate", 50, "player events per second, once sessions have built up")
@@ -59,10 +66,14 @@ JSON account of what was produced.`,
 			fs.IntVar(&aggregate, "kpl-aggregate", 0, "pack this many events per Kinesis record, KPL-style (0: one per record)")
 			fs.BoolVar(&interactive, "interactive", false, "read scenario names from standard input while running")
 			fs.DurationVar(&logEvery, "log-every", 5*time.Second, "simulated time covered by one CDN log file")
+			fs.StringVar(&form, "payload-form", simulate.FormSDK, "player event form: sdk (the reference SDK's) or lowercase (the Databricks notebooks')")
 		},
 		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
 				return fmt.Errorf("%w: simulate takes no arguments", errUsage)
+			}
+			if !simulate.ValidForm(form) {
+				return fmt.Errorf("%w: --payload-form %q: want %s", errUsage, form, strings.Join(simulate.Forms, " or "))
 			}
 			if rate <= 0 || duration <= 0 {
 				return fmt.Errorf("%w: --rate and --duration must be positive", errUsage)
@@ -83,7 +94,7 @@ JSON account of what was produced.`,
 			if err != nil {
 				return err
 			}
-			g := simulate.New(simulate.Config{Seed: seed, Start: start, Rate: rate, LogEvery: logEvery, LogPrefix: m.Config.CDNLogPrefix})
+			g := simulate.New(simulate.Config{Seed: seed, Form: form, Start: start, Rate: rate, LogEvery: logEvery, LogPrefix: m.Config.CDNLogPrefix})
 			opts := simulate.RunOptions{Duration: duration, Schedule: steps, Fast: fast}
 			if interactive {
 				ch := make(chan string, 1)
@@ -96,7 +107,7 @@ JSON account of what was produced.`,
 				opts.Control = ch
 			}
 			out := &simulate.AWSOutput{Kinesis: a.Kinesis, S3: a.S3, Stream: m.Config.Stream, Bucket: m.Config.CDNBucket, Aggregate: aggregate}
-			m.Logger.Info("simulating", "rate", rate, "duration", duration, "seed", seed, "stream", m.Config.Stream, "bucket", m.Config.CDNBucket)
+			m.Logger.Info("simulating", "form", form, "rate", rate, "duration", duration, "seed", seed, "stream", m.Config.Stream, "bucket", m.Config.CDNBucket)
 			sum, err := simulate.Run(ctx, g, out, opts)
 			if err != nil {
 				return err

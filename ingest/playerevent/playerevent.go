@@ -1,8 +1,15 @@
 // Package playerevent reads player events as player SDKs put them on Kinesis:
-// one JSON object per record, or a JSON array of them. It extracts what
-// bronze needs (event type and time) and says precisely why a record or an
-// event cannot be read. The accepted form is published as JSON Schema in
-// schema.json beside this file.
+// one JSON object per record, a JSON array of them, or several objects on
+// lines of their own (NDJSON). It extracts what bronze needs (event type and
+// time) and says precisely why a record or an event cannot be read.
+//
+// Two forms of the same events are accepted: the AWS streaming media
+// analytics reference player SDK's (MetricType and TimeStamp keys,
+// upper-case values such as "PLAY", each record JSON.stringify(event)+"\n"),
+// and the lower-cased form its Databricks notebooks produce (metrictype,
+// timestamp, "play"). Keys and event types are matched without regard to
+// case. The accepted form is published as JSON Schema in schema.json beside
+// this file.
 package playerevent
 
 import (
@@ -10,12 +17,12 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
-
-	json "github.com/goccy/go-json"
 	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	json "github.com/goccy/go-json"
 )
 
 // Reject reasons, stored in bronze.rejects.reason.
@@ -34,7 +41,8 @@ const (
 )
 
 // Types are the metrictype values players send (the AWS streaming media
-// analytics reference player SDK).
+// analytics reference player SDK), in their canonical lower-case form: the
+// SDK sends them upper-case ("PLAY"), the Databricks notebooks lower-case.
 var Types = map[string]bool{
 	"play": true, "firstframe": true, "seek": true, "buffer": true, "stream": true,
 	"step": true, "pause": true, "error": true, "stop": true,
@@ -42,7 +50,10 @@ var Types = map[string]bool{
 
 // Event is one readable event of a record.
 type Event struct {
-	Index   int
+	// Index counts the events of a record from 0, across the items of an
+	// array and the lines of an NDJSON record.
+	Index int
+	// Type is the canonical lower-case metrictype (bronze's event_type).
 	Type    string
 	Time    time.Time
 	Payload []byte // the event's JSON exactly as received
@@ -93,37 +104,92 @@ func Parse(data []byte, now time.Time, lim Limits) ([]Event, []Reject) {
 	if !utf8.Valid(data) {
 		return whole(ReasonInvalidUTF8, "record is not valid UTF-8")
 	}
-	if trimmed[0] != '[' {
+	oneValue := bytes.IndexByte(trimmed, '\n') < 0 || json.Valid(trimmed)
+	if oneValue && trimmed[0] != '[' {
+		// The common case, one event per record (the SDK's
+		// JSON.stringify(event)+"\n"): no copy, no split.
 		ev, rej := parseEvent(0, trimmed, now, lim)
 		if rej != nil {
 			return nil, []Reject{*rej}
 		}
 		return []Event{ev}, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(trimmed, &items); err != nil {
-		return whole(ReasonMalformedJSON, err.Error())
+	r := records{now: now, lim: lim}
+	if oneValue {
+		if reason, detail := r.value(trimmed); reason != "" {
+			return whole(reason, detail)
+		}
+		return r.events, r.rejects
 	}
-	if len(items) == 0 {
-		return whole(ReasonEmpty, "empty array")
-	}
-	if len(items) > maxEventsPerRecordLimit {
-		return whole(ReasonTooManyEvents, fmt.Sprintf("%d events in one record, limit %d", len(items), maxEventsPerRecordLimit))
-	}
-	events := make([]Event, 0, len(items))
-	var rejects []Reject
-	for i, it := range items {
-		ev, rej := parseEvent(i, it, now, lim)
-		if rej != nil {
-			rejects = append(rejects, *rej)
+	// NDJSON: each non-empty line is an event (or an array of events), and
+	// a bad line is rejected alone.
+	for line := range bytes.SplitSeq(trimmed, []byte{'\n'}) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
 			continue
 		}
-		events = append(events, ev)
+		if line[0] == '[' {
+			if reason, detail := r.value(line); reason != "" {
+				r.rejects = append(r.rejects, Reject{Index: r.next, Reason: reason, Detail: detail, Raw: line})
+				r.next++
+			}
+			continue
+		}
+		r.event(line)
 	}
-	return events, rejects
+	if len(r.events)+len(r.rejects) > maxEventsPerRecordLimit {
+		return whole(ReasonTooManyEvents, fmt.Sprintf("%d events in one record, limit %d", len(r.events)+len(r.rejects), maxEventsPerRecordLimit))
+	}
+	return r.events, r.rejects
 }
 
-// head is the part of an event bronze needs.
+// records collects the events of a record that holds more than one, and
+// numbers them.
+type records struct {
+	now     time.Time
+	lim     Limits
+	next    int
+	events  []Event
+	rejects []Reject
+}
+
+func (r *records) event(raw []byte) {
+	ev, rej := parseEvent(r.next, raw, r.now, r.lim)
+	r.next++
+	if rej != nil {
+		r.rejects = append(r.rejects, *rej)
+		return
+	}
+	r.events = append(r.events, ev)
+}
+
+// value reads one valid JSON value: an object, or an array of events. It
+// returns a reason when the whole value must be rejected.
+func (r *records) value(v []byte) (reason, detail string) {
+	if v[0] != '[' {
+		r.event(v)
+		return "", ""
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil {
+		return ReasonMalformedJSON, err.Error()
+	}
+	if len(items) == 0 {
+		return ReasonEmpty, "empty array"
+	}
+	if len(items) > maxEventsPerRecordLimit {
+		return ReasonTooManyEvents, fmt.Sprintf("%d events in one record, limit %d", len(items), maxEventsPerRecordLimit)
+	}
+	for _, it := range items {
+		r.event(it)
+	}
+	return "", ""
+}
+
+// head is the part of an event bronze needs. Keys match in any case
+// (MetricType, metrictype, METRICTYPE): goccy/go-json and encoding/json
+// both fall back to a case-insensitive match of the tag. The SDK sends
+// TimeStamp as Date.now(), always a JSON number: a string is rejected.
 type head struct {
 	Type      *string  `json:"metrictype"`
 	Timestamp *float64 `json:"timestamp"`
@@ -160,8 +226,9 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 	if h.Type == nil || *h.Type == "" {
 		return bad(ReasonMissingType, "no metrictype")
 	}
-	if !Types[*h.Type] {
-		return bad(ReasonUnknownType, "metrictype %q is not one of play, firstframe, seek, buffer, stream, step, pause, error, stop", *h.Type)
+	typ := canonicalType(*h.Type)
+	if !Types[typ] {
+		return bad(ReasonUnknownType, "metrictype %q is not one of play, firstframe, seek, buffer, stream, step, pause, error, stop (in any case)", *h.Type)
 	}
 	if h.Timestamp == nil {
 		return bad(ReasonMissingTimestamp, "no timestamp")
@@ -175,5 +242,16 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 		return bad(ReasonAbsurdTimestamp, "timestamp %.0f (%s) is before %s or more than %s ahead",
 			ms, ts.Format(time.RFC3339), lim.Earliest.Format(time.DateOnly), lim.MaxFuture)
 	}
-	return Event{Index: i, Type: *h.Type, Time: ts, Payload: raw}, nil
+	return Event{Index: i, Type: typ, Time: ts, Payload: raw}, nil
+}
+
+// canonicalType lower-cases an event type, without allocating when it is
+// already lower-case.
+func canonicalType(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }
