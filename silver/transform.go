@@ -515,7 +515,7 @@ func (t *Transformer) CDNLine(h *cloudfront.Header, line string, logTime time.Ti
 		ProtocolVersion:    get("cs-protocol-version"),
 		SSLProtocol:        get("ssl-protocol"),
 		SSLCipher:          get("ssl-cipher"),
-		ContentType:        get("sc-content-type"),
+		ContentType:        unescape(get("sc-content-type")),
 	}
 	if len(r.EdgeLocation) >= 3 {
 		r.POP = r.EdgeLocation[:3]
@@ -536,9 +536,7 @@ func (t *Transformer) CDNLine(h *cloudfront.Header, line string, logTime time.Ti
 	r.TimeTaken = secondsField(get("time-taken"), "time-taken", &probs)
 	r.TTFB = secondsField(get("time-to-first-byte"), "time-to-first-byte", &probs)
 	if ua := get("cs(User-Agent)"); ua != "" {
-		if dec, err := url.PathUnescape(ua); err == nil {
-			ua = dec
-		}
+		ua = unescapeAgent(ua)
 		r.UserAgent = ua
 		if t.Agents != nil {
 			r.Agent = t.Agents.Parse(ua)
@@ -590,4 +588,40 @@ func secondsField(s, field string, probs *[]Problem) *float64 {
 	}
 	ms := math.Round(v*1e6) / 1e3
 	return &ms
+}
+
+// unescape decodes CloudFront's URL encoding once; a value that does not
+// decode (a lone %) is kept as written.
+func unescape(s string) string {
+	if dec, err := url.PathUnescape(s); err == nil {
+		return dec
+	}
+	return s
+}
+
+// unescapeAgent decodes a user agent. CloudFront encodes it once (%20);
+// some log pipelines encode it again (%2520: seen in real files), so a
+// value that, once decoded, still has escapes and no space is decoded a
+// second time, never more (an agent that itself holds an escape such as
+// %25 is then decoded one step too far: rare, and only in that column).
+// PathUnescape, not QueryUnescape: bot agents carry a literal "+".
+func unescapeAgent(s string) string {
+	once := unescape(s)
+	if once != s && !strings.Contains(once, " ") && hasEscape(once) {
+		return unescape(once)
+	}
+	return once
+}
+
+func hasEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F')
 }
