@@ -3,6 +3,7 @@ package bronze
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -188,7 +189,7 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 	c.ingestTime = now
 	if m.ParseErr != nil {
 		ref := "sqs://" + c.Queue.URL + "#" + m.ID
-		if !c.rejected.has(ref) {
+		if !c.rejected.has(wholeKey(ref, ReasonNotAnS3Event)) {
 			c.Observer.Rejected("s3", ReasonNotAnS3Event)
 			c.batch.add(&chunk{ref: ref, rejectsOnly: true, final: true, rejects: []lineReject{{line: wholeSource, Reject: Reject{
 				At: now, Source: "s3", SourceRef: ref, Reason: ReasonNotAnS3Event, Detail: m.ParseErr.Error(), Raw: []byte(m.Body),
@@ -199,6 +200,9 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 	}
 	stop := c.heartbeat(ctx, m)
 	defer stop()
+	// Every object is tried, even after one fails: the others land now,
+	// and a redelivery finds them done.
+	var failed []failedObject
 	for _, o := range m.Objects {
 		err := c.readObject(ctx, o, now)
 		var apiErr interface{ ErrorCode() string }
@@ -207,42 +211,68 @@ func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 		case errors.Is(err, errObjectTaken):
 			// Another process holds or finished it: look again later, when
 			// the redelivery finds it done or resumes it.
+			stop()
 			c.retryLater(ctx, m)
 			return nil
 		case errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed":
 			// Overwritten since the event: the new version has its own event.
 			c.Logger.Info("object changed since its event, skipping this version", "object", o.Ref())
 		case ctx.Err() != nil:
+			stop()
 			c.release([]s3sqs.Message{m})
 			return ctx.Err()
 		case errors.Is(err, errFlush):
+			stop()
 			c.release([]s3sqs.Message{m})
 			return err
 		default:
-			return c.fail(ctx, m, o, err, now)
+			failed = append(failed, failedObject{o, err})
 		}
+	}
+	// The heartbeat ends before the message's visibility is set for a
+	// retry, so a last tick cannot undo the backoff.
+	stop()
+	if len(failed) > 0 {
+		return c.fail(ctx, m, failed, now)
 	}
 	c.batch.finish(m, now)
 	return nil
 }
 
-// fail handles an object that could not be read: nothing more of it is
+type failedObject struct {
+	obj   s3sqs.Object
+	cause error
+}
+
+// fail handles objects that could not be read: nothing more of them is
 // committed and the message is hidden for a growing while before its next
-// try. At its last receive the reason is recorded in bronze.rejects (the
-// queue then moves it to the DLQ).
-func (c *CDNLogs) fail(ctx context.Context, m s3sqs.Message, o s3sqs.Object, cause error, now time.Time) error {
-	c.Logger.Warn("object unreadable", "object", o.Ref(), "receive", m.ReceiveCount, "error", cause)
+// try. At its last receive the reason of each is recorded in
+// bronze.rejects (the queue then moves the message to the DLQ).
+func (c *CDNLogs) fail(ctx context.Context, m s3sqs.Message, failed []failedObject, now time.Time) error {
+	for _, f := range failed {
+		c.Logger.Warn("object unreadable", "object", f.obj.Ref(), "receive", m.ReceiveCount, "error", f.cause)
+	}
 	if m.ReceiveCount < c.MaxReceives {
 		c.retryLater(ctx, m)
 		return nil
 	}
-	if !c.rejected.has(o.Ref()) || c.rejected.line(o.Ref()) < wholeSource {
+	staged := false
+	for _, f := range failed {
+		if c.rejected.has(wholeKey(f.obj.Ref(), ReasonObjectUnreadable)) {
+			continue
+		}
 		c.Observer.Rejected("s3", ReasonObjectUnreadable)
-		c.batch.add(&chunk{ref: o.Ref(), rejectsOnly: true, final: true, rejects: []lineReject{{line: wholeSource, Reject: Reject{
-			At: now, Source: "s3", SourceRef: o.Ref(), Reason: ReasonObjectUnreadable, Detail: cause.Error(),
+		c.batch.add(&chunk{ref: f.obj.Ref(), rejectsOnly: true, final: true, rejects: []lineReject{{line: wholeSource, Reject: Reject{
+			At: now, Source: "s3", SourceRef: f.obj.Ref(), Reason: ReasonObjectUnreadable,
+			Detail: fmt.Sprintf("after %d receives: %v", m.ReceiveCount, f.cause),
 		}}}}, now)
-		// Commit the reject before the message can reach the DLQ.
+		staged = true
+	}
+	if staged {
+		// Commit the rejects before the message can reach the DLQ; if that
+		// fails, hand the message back so it is not dead-lettered without.
 		if err := c.Flush(ctx); err != nil {
+			c.retryLater(ctx, m)
 			return err
 		}
 	}

@@ -190,7 +190,7 @@ func (c *CDNLogs) Flush(ctx context.Context) error {
 			c.objects.add(ch.ref, ch.lines[len(ch.lines)-1].Number, start)
 		}
 		for _, r := range ch.rejects {
-			c.rejected.add(ch.ref, r.line, start)
+			c.rejected.add(c.rejectKey(ch.ref, r), r.line, start)
 		}
 	}
 	c.lastLost = b.lost
@@ -225,7 +225,7 @@ func (c *CDNLogs) commitRejects(ctx context.Context) error {
 				}
 				for _, ch := range c.batch.chunks {
 					for _, r := range ch.rejects {
-						if c.rejected.line(ch.ref) >= r.line && c.rejected.has(ch.ref) {
+						if c.rejectPresent(ch.ref, r) {
 							return errRejectsPresent
 						}
 					}
@@ -243,7 +243,7 @@ func (c *CDNLogs) commitRejects(ctx context.Context) error {
 		for _, ch := range c.batch.chunks {
 			keep := ch.rejects[:0]
 			for _, r := range ch.rejects {
-				if !c.rejected.has(ch.ref) || r.line > c.rejected.line(ch.ref) {
+				if !c.rejectPresent(ch.ref, r) {
 					keep = append(keep, r)
 				}
 			}
@@ -251,6 +251,19 @@ func (c *CDNLogs) commitRejects(ctx context.Context) error {
 		}
 		c.batch.id = uuid.NewString()
 	}
+}
+
+func (c *CDNLogs) rejectKey(ref string, r lineReject) string {
+	if r.line == wholeSource {
+		return wholeKey(ref, r.Reason)
+	}
+	return ref
+}
+
+// rejectPresent says whether bronze.rejects (as indexed) holds r.
+func (c *CDNLogs) rejectPresent(ref string, r lineReject) bool {
+	k := c.rejectKey(ref, r)
+	return c.rejected.has(k) && r.line <= c.rejected.line(k)
 }
 
 // commitLines commits the batch's lines with the positions of objects read
@@ -309,15 +322,26 @@ func (c *CDNLogs) commitLines(ctx context.Context) (int, error) {
 	}
 }
 
-// guardObjects refuses objects that start in this batch but whose lines
-// another process committed since our index last looked.
+// guardObjects refuses objects that start in this batch but that another
+// process committed lines of, or began to read in several batches (its
+// first chunk may hold only rejects, so the checkpoint key tells), since
+// our index last looked.
 func (c *CDNLogs) guardObjects(ctx context.Context, s lake.State) error {
 	if err := c.objects.update(ctx, c.Logs.Name(), s, c.Now()); err != nil {
 		return err
 	}
+	cp, err := s.Checkpoint()
+	if err != nil {
+		return err
+	}
 	taken := map[string]bool{}
 	for _, ch := range c.batch.chunks {
-		if !ch.rejectsOnly && ch.from == 0 && c.objects.has(ch.ref) {
+		if ch.rejectsOnly || ch.from != 0 {
+			continue
+		}
+		p, keyed := ch.position()
+		_, held := cp[objectKeyPrefix+ch.ref]
+		if c.objects.has(ch.ref) || (held && !(keyed && p.From == "")) {
 			taken[ch.ref] = true
 		}
 	}

@@ -50,13 +50,14 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time)
 	}
 	// Rejects up to this line are in bronze.rejects already (committed
 	// before the lines that follow them, or by another process).
-	rejectedTo := int64(0)
-	if c.rejected.has(ref) {
-		rejectedTo = c.rejected.line(ref)
-	}
+	rejectedTo := c.rejected.line(ref)
 	ch := &chunk{ref: ref, obj: o, from: from, to: from}
 	reject := func(line int64, reason, detail string, raw []byte) {
-		if line <= from || line <= rejectedTo {
+		if line == wholeSource {
+			if c.rejected.has(wholeKey(ref, reason)) {
+				return
+			}
+		} else if line <= from || line <= rejectedTo {
 			return
 		}
 		sref := ref

@@ -52,12 +52,23 @@ func objectRefs() *refIndex {
 }
 
 // rejectRefs indexes bronze.rejects by the object (or message) a reject
-// came from and its line.
+// came from and its line. A reject about a whole source is indexed apart,
+// under wholeKey, by its reason: an object_unreadable reject (committed
+// without the object read) must not hide the line rejects a later read
+// finds, and line rejects are committed in line order, so the highest
+// line tells which are in.
 func rejectRefs() *refIndex {
-	return &refIndex{fields: []string{"source_ref"}, refOf: func(c []arrow.Array, i int) (string, int64) {
-		return splitRef(c[0].(*array.String).Value(i))
+	return &refIndex{fields: []string{"source_ref", "reason"}, refOf: func(c []arrow.Array, i int) (string, int64) {
+		ref, line := splitRef(c[0].(*array.String).Value(i))
+		if line == wholeSource {
+			return wholeKey(ref, c[1].(*array.String).Value(i)), wholeSource
+		}
+		return ref, line
 	}}
 }
+
+// wholeKey is the rejects index key of a reject about a whole source.
+func wholeKey(ref, reason string) string { return ref + "\x00" + reason }
 
 // splitRef turns "s3://b/k@etag:17" into ("s3://b/k@etag", 17); a ref
 // without a line (a whole object, a message) has line wholeSource.
