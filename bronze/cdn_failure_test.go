@@ -85,7 +85,7 @@ func (q *redeliveringQueue) GetQueueAttributes(context.Context, *sqs.GetQueueAtt
 	if q.deleted == 0 && (q.maxReceives == 0 || q.receives < q.maxReceives) {
 		n = "1"
 	}
-	return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{"ApproximateNumberOfMessages": n}}, nil
+	return &sqs.GetQueueAttributesOutput{Attributes: map[string]string{"ApproximateNumberOfMessages": n, "ApproximateNumberOfMessagesNotVisible": "0"}}, nil
 }
 
 // cuttingS3 serves body; the first `cuts` transfers break after `after`

@@ -27,6 +27,7 @@ func (t *Table) Describe() (Description, error) {
 	if s := tbl.CurrentSnapshot(); s != nil {
 		d.LastCommit = time.UnixMilli(s.TimestampMs).UTC()
 		if s.Summary != nil {
+			// Counters for display; a missing one shows as 0.
 			d.Rows, _ = strconv.ParseInt(s.Summary.Properties["total-records"], 10, 64)
 			d.DataFiles, _ = strconv.ParseInt(s.Summary.Properties["total-data-files"], 10, 64)
 		}

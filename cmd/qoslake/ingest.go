@@ -81,7 +81,7 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 	if err != nil {
 		return err
 	}
-	start, _ := m.Config.StartAt()
+	start, _ := m.Config.StartAt() // validated when the configuration was resolved
 	consumer := &kinesis.Consumer{
 		API:      a.Kinesis,
 		Stream:   m.Config.Stream,
@@ -89,7 +89,7 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 		Logger:   m.Logger.With("stage", "kinesis"),
 		Observer: m.Metrics.Ingest,
 	}
-	if index, count, _ := m.Config.Worker(); count > 1 {
+	if index, count, _ := m.Config.Worker(); count > 1 { // validated at start
 		consumer.Owns = kinesis.Worker(index, count)
 		l, err := m.Lake(ctx)
 		if err != nil {

@@ -73,6 +73,8 @@ func (q *Queue) Receive(ctx context.Context, max int, wait time.Duration) ([]Mes
 	msgs := make([]Message, 0, len(out.Messages))
 	for _, m := range out.Messages {
 		msg := Message{ID: aws.ToString(m.MessageId), Receipt: aws.ToString(m.ReceiptHandle), Body: aws.ToString(m.Body)}
+		// Asked for above, so SQS sends it; were it missing, the message
+		// would count as a first receive: retried, never rejected early.
 		msg.ReceiveCount, _ = strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
 		msg.Objects, msg.ParseErr = ParseBody(msg.Body)
 		msgs = append(msgs, msg)
@@ -157,8 +159,21 @@ func (q *Queue) Depth(ctx context.Context) (visible, inFlight int, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("depth of %s: %w", q.URL, err)
 	}
-	visible, _ = strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
-	inFlight, _ = strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible)])
+	// A missing or garbled count must not read as an empty queue: run
+	// --once would stop with messages left.
+	count := func(a sqstypes.QueueAttributeName) (int, error) {
+		n, err := strconv.Atoi(out.Attributes[string(a)])
+		if err != nil {
+			return 0, fmt.Errorf("depth of %s: attribute %s: %w", q.URL, a, err)
+		}
+		return n, nil
+	}
+	if visible, err = count(sqstypes.QueueAttributeNameApproximateNumberOfMessages); err != nil {
+		return 0, 0, err
+	}
+	if inFlight, err = count(sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible); err != nil {
+		return 0, 0, err
+	}
 	return visible, inFlight, nil
 }
 
