@@ -195,3 +195,22 @@ func TestPlayerEventIsLenient(t *testing.T) {
 		}
 	}
 }
+
+// Whatever bronze accepts, silver types: PlayerEvent fails only on a
+// payload that is not a JSON object, which bronze never passes on.
+func FuzzPlayerEventAcceptsWhatBronzeAccepts(f *testing.F) {
+	for _, e := range sdkEvents {
+		f.Add([]byte(e))
+		f.Add([]byte(strings.ToLower(e)))
+	}
+	f.Add([]byte(`{"metrictype":"buffer","timestamp":1772474400000,"user_id":42,"video_id":{},"at":[1],"fps":"x","rtt":-1,"message":"\u00e9\"","cdn_tracking_id":""}`))
+	tr := &silver.Transformer{Pseudonyms: anonymize.NewPseudonymizer(anonymize.DemoKey)}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		evs, _ := playerevent.Parse(data, recvTime, playerevent.DefaultLimits)
+		for _, e := range evs {
+			if _, _, err := tr.PlayerEvent(e.Payload, e.Type, e.Time); err != nil {
+				t.Fatalf("%q accepted by bronze, lost in silver: %v", e.Payload, err)
+			}
+		}
+	})
+}

@@ -145,7 +145,7 @@ func (f *looseString) UnmarshalJSON(b []byte) error {
 		} else if err := json.Unmarshal(b, &f.s); err != nil {
 			f.bad = "not a valid string"
 		}
-		if f.s == "" {
+		if f.s == "" && f.bad == "" {
 			f.bad = unknownEmpty
 		}
 	case b[0] == '{' || b[0] == '[':

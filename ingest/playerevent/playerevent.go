@@ -226,8 +226,8 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 	if h.Type == nil || *h.Type == "" {
 		return bad(ReasonMissingType, "no metrictype")
 	}
-	typ := canonicalType(*h.Type)
-	if !Types[typ] {
+	typ, ok := canonicalType(*h.Type)
+	if !ok {
 		return bad(ReasonUnknownType, "metrictype %q is not one of play, firstframe, seek, buffer, stream, step, pause, error, stop (in any case)", *h.Type)
 	}
 	if h.Timestamp == nil {
@@ -245,13 +245,19 @@ func parseEvent(i int, raw []byte, now time.Time, lim Limits) (Event, *Reject) {
 	return Event{Index: i, Type: typ, Time: ts, Payload: raw}, nil
 }
 
-// canonicalType lower-cases an event type, without allocating when it is
-// already lower-case.
-func canonicalType(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(s)
+// typeNames are the Types in a fixed order.
+var typeNames = []string{"play", "firstframe", "seek", "buffer", "stream", "step", "pause", "error", "stop"}
+
+// canonicalType returns the lower-case event type s names in any case,
+// without allocating (the SDK's "STREAM" is most records).
+func canonicalType(s string) (string, bool) {
+	if Types[s] {
+		return s, true
+	}
+	for _, t := range typeNames {
+		if strings.EqualFold(s, t) {
+			return t, true
 		}
 	}
-	return s
+	return "", false
 }

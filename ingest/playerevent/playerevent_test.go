@@ -86,6 +86,22 @@ func TestParseNumbersEvents(t *testing.T) {
 	}
 }
 
+func TestTypeNamesAreTheTypes(t *testing.T) {
+	evs, _ := playerevent.Parse([]byte(`[{"MetricType":"PLAY","TimeStamp":1772474400000},{"MetricType":"FirstFrame","TimeStamp":1772474400000},{"MetricType":"SEEK","TimeStamp":1772474400000},{"MetricType":"BUFFER","TimeStamp":1772474400000},{"MetricType":"STREAM","TimeStamp":1772474400000},{"MetricType":"STEP","TimeStamp":1772474400000},{"MetricType":"PAUSE","TimeStamp":1772474400000},{"MetricType":"ERROR","TimeStamp":1772474400000},{"MetricType":"STOP","TimeStamp":1772474400000}]`), now, playerevent.DefaultLimits)
+	seen := map[string]bool{}
+	for _, e := range evs {
+		seen[e.Type] = true
+	}
+	if len(seen) != len(playerevent.Types) {
+		t.Errorf("upper-case types read as %v", seen)
+	}
+	for typ := range seen {
+		if !playerevent.Types[typ] {
+			t.Errorf("%q is not canonical", typ)
+		}
+	}
+}
+
 func TestParseKeepsPayloadAndTime(t *testing.T) {
 	raw := `{"metrictype":"buffer","buffer_type":"firstbuffer","timestamp":1586339633498}`
 	evs, _ := playerevent.Parse([]byte(raw), now, playerevent.DefaultLimits)
