@@ -67,8 +67,10 @@ func (t *Table) Replace(ctx context.Context, b ReplaceBatch) (Committed, error) 
 	tbl := t.current()
 	return t.commitLoop(ctx, tbl, b.Batch, rows, func(ctx context.Context, tbl *table.Table, props iceberg.Properties) (*table.Transaction, error) {
 		if tbl.CurrentSnapshot() != nil {
-			// Overwrite deletes and rewrites exactly the files this plan
-			// finds (both use the filter's inclusive metrics evaluation).
+			// Every file Overwrite deletes or rewrites is among those this
+			// plan finds (both evaluate the filter inclusively on file
+			// metrics), so the mark is never missed; at worst it is set
+			// for a candidate that held no matching row.
 			touched, err := tbl.Scan(table.WithRowFilter(b.Delete)).PlanFiles(ctx)
 			if err != nil {
 				return nil, fmt.Errorf("plan delete: %w", err)

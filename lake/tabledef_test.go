@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
@@ -42,6 +43,23 @@ func TestEnsureCreatesSortOrderWithoutDrift(t *testing.T) {
 	}
 	if v := tbl.Iceberg().Properties()[table.ParquetPageVersionKey]; v != "1" {
 		t.Errorf("%s = %q, want 1", table.ParquetPageVersionKey, v)
+	}
+	// Writers sort each file by it (value descending within a file here:
+	// each file holds one event_time), through Commit and Replace alike.
+	commit(t, tbl, lake.Batch{Records: []arrow.RecordBatch{rows(t, tbl, "a", 12)}})
+	replace(t, tbl, lake.ReplaceBatch{
+		Batch:  lake.Batch{Records: []arrow.RecordBatch{rows(t, tbl, "r", 8)}},
+		Delete: iceberg.EqualTo(iceberg.Reference("kind"), "play"),
+	})
+	err := tbl.Scan(t.Context(), lake.ScanOptions{}, func(r arrow.RecordBatch) error {
+		vals := r.Column(3).(*array.Int64).Int64Values()
+		if !slices.IsSortedFunc(vals, func(a, b int64) int { return int(b - a) }) {
+			t.Errorf("file read as %v, want value descending", vals)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	// Ensuring it again from another process finds no drift either.
 	if d := ensure(t, openLake(t, dir), sortedDef).Drift(); len(d) != 0 {
