@@ -138,7 +138,28 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 	if err != nil {
 		return Committed{}, err
 	}
+	return t.commitLoop(ctx, tbl, b, rows, func(ctx context.Context, tbl *table.Table, props iceberg.Properties) (*table.Transaction, error) {
+		tx := tbl.NewTransaction()
+		var err error
+		if len(files) == 0 {
+			// A batch of only checkpoint moves still needs a snapshot.
+			err = tx.AddFiles(ctx, nil, props, false)
+		} else {
+			err = tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
+		}
+		return tx, err
+	})
+}
 
+// stageFunc builds one commit attempt's transaction on tbl, the table as
+// reloaded for that attempt, with the snapshot properties that carry the
+// checkpoint forward (it may add to them).
+type stageFunc func(ctx context.Context, tbl *table.Table, props iceberg.Properties) (*table.Transaction, error)
+
+// commitLoop is the retry loop Commit and Replace share: find the batch's
+// commit id, compare-and-set the checkpoint, run the guard, stage and
+// commit, and on a conflict reload and start over.
+func (t *Table) commitLoop(ctx context.Context, tbl *table.Table, b Batch, rows int64, stage stageFunc) (Committed, error) {
 	base := tbl.CurrentSnapshot()
 	transient := 0
 	for attempt := 1; ; attempt++ {
@@ -179,13 +200,7 @@ func (t *Table) Commit(ctx context.Context, b Batch) (Committed, error) {
 		}
 
 		props := snapshotProps(tbl, cp, b)
-		tx := tbl.NewTransaction()
-		if len(files) == 0 {
-			// A batch of only checkpoint moves still needs a snapshot.
-			err = tx.AddFiles(ctx, nil, props, false)
-		} else {
-			err = tx.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck())
-		}
+		tx, err := stage(ctx, tbl, props)
 		if err != nil {
 			return Committed{}, fmt.Errorf("stage commit to %s: %w", t.Name(), err)
 		}

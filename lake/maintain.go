@@ -64,6 +64,9 @@ type MaintainReport struct {
 	FilesWritten       int
 	SnapshotsExpired   int
 	OrphanFilesRemoved int
+	// Error is why the pass failed part way (MaintainAll); "" when it did
+	// not.
+	Error string `json:",omitempty"`
 }
 
 // Maintain runs, in order: the retention delete, compaction, snapshot

@@ -271,12 +271,29 @@ type ScanOptions struct {
 	Filter iceberg.BooleanExpression
 	Fields []string
 	Limit  int64
+	// Snapshot, when set, pins the read to that snapshot instead of the
+	// current one (see Pin): several reads then see one state of the table
+	// whatever commits in between.
+	Snapshot SnapshotPos
 }
 
-// Scan reads the current snapshot's rows matching the options.
+// Scan reads the current snapshot's rows matching the options, or those of
+// o.Snapshot when it is set.
 func (t *Table) Scan(ctx context.Context, o ScanOptions, fn func(arrow.RecordBatch) error) error {
 	ctx = t.lake.ctx(ctx)
-	opts := []table.ScanOption{}
+	if !o.Snapshot.IsZero() {
+		return t.scanAt(ctx, o, fn)
+	}
+	tbl := t.current()
+	if tbl.CurrentSnapshot() == nil {
+		return nil
+	}
+	return t.scan(ctx, tbl, o, nil, fn)
+}
+
+// scan reads tbl's rows matching o, at the current snapshot or at the
+// given scan options' snapshot.
+func (t *Table) scan(ctx context.Context, tbl *table.Table, o ScanOptions, opts []table.ScanOption, fn func(arrow.RecordBatch) error) error {
 	if o.Filter != nil {
 		opts = append(opts, table.WithRowFilter(o.Filter))
 	}
@@ -285,10 +302,6 @@ func (t *Table) Scan(ctx context.Context, o ScanOptions, fn func(arrow.RecordBat
 	}
 	if o.Limit > 0 {
 		opts = append(opts, table.WithLimit(o.Limit))
-	}
-	tbl := t.current()
-	if tbl.CurrentSnapshot() == nil {
-		return nil
 	}
 	_, recs, err := tbl.Scan(opts...).ToArrowRecords(ctx)
 	if err != nil {

@@ -39,6 +39,16 @@ type TableDef struct {
 	Partition []PartitionField
 	// Properties are set at creation (for example write.parquet.compression-codec).
 	Properties map[string]string
+	// SortOrder is the table's write order, set at creation: writers sort
+	// the rows of each data file by it, so engines reading a gold table
+	// (Athena, Trino, DuckDB) skip files and row groups by window and key.
+	SortOrder []SortKey
+}
+
+// SortKey is one column of a table's sort order.
+type SortKey struct {
+	Column     string
+	Descending bool
 }
 
 // FullName is "namespace.name", the name users query.
@@ -71,6 +81,10 @@ var baseProperties = map[string]string{
 	"format-version":                          "2",
 	table.MetadataDeleteAfterCommitEnabledKey: "true",
 	table.MetadataPreviousVersionsMaxKey:      "20",
+	// Version-1 data pages: every Parquet reader (older Athena/Hive and
+	// Spark releases, pyarrow, DuckDB) reads them, and iceberg-go writes
+	// version 2 by default.
+	table.ParquetPageVersionKey: "1",
 }
 
 // Table is a handle on one declared table. It is safe for concurrent use;
@@ -81,6 +95,8 @@ type Table struct {
 
 	// ensured is what Ensure did: created, evolved or existed.
 	ensured string
+	// drift is how the existing table differs from its declaration.
+	drift []string
 
 	mu  sync.Mutex
 	tbl *table.Table
@@ -117,7 +133,13 @@ func (l *Lake) Ensure(ctx context.Context, def TableDef) (*Table, error) {
 			ensured = "updated"
 		}
 	}
-	return &Table{lake: l, def: def, tbl: tbl, ensured: ensured}, nil
+	drift := driftOf(def, tbl)
+	for _, d := range drift {
+		// Not fixed here: changing a partition spec, sort order or write
+		// property of a table people query is a migration to decide on.
+		l.log.Warn("table differs from its declaration", "table", def.FullName(), "drift", d)
+	}
+	return &Table{lake: l, def: def, tbl: tbl, ensured: ensured, drift: drift}, nil
 }
 
 // Load opens an existing table by its "namespace.name" without a declaration,
@@ -169,8 +191,13 @@ func (l *Lake) create(ctx context.Context, def TableDef) (*table.Table, error) {
 	if def.Doc != "" {
 		props["comment"] = def.Doc
 	}
+	order, err := def.sortOrder(sc)
+	if err != nil {
+		return nil, fmt.Errorf("sort order of %s: %w", def.FullName(), err)
+	}
 	tbl, err := l.cat.CreateTable(ctx, def.ident(), sc,
 		catalog.WithPartitionSpec(&spec),
+		catalog.WithSortOrder(order),
 		catalog.WithProperties(props),
 		catalog.WithLocation(l.warehouse+"/"+def.Namespace+"/"+def.Name))
 	if errors.Is(err, catalog.ErrTableAlreadyExists) {
