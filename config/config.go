@@ -57,6 +57,7 @@ type Config struct {
 	Queue            string
 	QueueMaxReceives int
 	QueueVisibility  time.Duration
+	QueueRetry       time.Duration
 	NotifyVia        string
 	RawDelivery      bool
 	AlertsTopic      string
@@ -108,6 +109,7 @@ func Default() *Config {
 		CDNLogPrefix:     "cloudfront/",
 		QueueMaxReceives: 5,
 		QueueVisibility:  5 * time.Minute,
+		QueueRetry:       30 * time.Second,
 		NotifyVia:        "sns",
 		RawDelivery:      true,
 		HTTPAddr:         "127.0.0.1:9464",
@@ -168,6 +170,7 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "queue", "SQS queue of S3 object-created events (default <prefix>-cdn-log-events)", (*stringValue)(&c.Queue)),
 		s(Resources, "queue-max-receives", "receives before a message moves to the dead-letter queue", (*intValue)(&c.QueueMaxReceives)),
 		s(Resources, "queue-visibility", "how long a received message stays hidden from other consumers (extended while a large object is read)", (*durationValue)(&c.QueueVisibility)),
+		s(Resources, "queue-retry-backoff", "how long a message whose object could not be read stays hidden before its next try, doubling with each receive", (*durationValue)(&c.QueueRetry)),
 		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
 		s(Resources, "raw-delivery", "with notify-via sns, deliver S3 events to the queue without the SNS envelope", (*boolValue)(&c.RawDelivery)),
 		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
@@ -307,6 +310,9 @@ func (c *Config) Resolve(groups ...Group) error {
 		}
 		if c.QueueVisibility < time.Second || c.QueueVisibility > 12*time.Hour {
 			bad("queue-visibility", "%s is not between 1s and 12h", c.QueueVisibility)
+		}
+		if c.QueueRetry < time.Second || c.QueueRetry > 12*time.Hour {
+			bad("queue-retry-backoff", "%s is not between 1s and 12h", c.QueueRetry)
 		}
 		if c.NotifyVia != "sns" && c.NotifyVia != "sqs" {
 			bad("notify-via", "%q is not sns or sqs", c.NotifyVia)

@@ -59,8 +59,10 @@ func newBareStack(t *testing.T, extra ...string) *stack {
 		"QOSLAKE_PREFIX":        testenv.Name("e2e"),
 		"QOSLAKE_BATCH_MAX_AGE": "200ms",
 		"QOSLAKE_LOG_LEVEL":     "warn",
-		// Messages a killed run held come back quickly.
-		"QOSLAKE_QUEUE_VISIBILITY": "3s",
+		// Messages a killed run held come back quickly, and so do
+		// messages whose object failed.
+		"QOSLAKE_QUEUE_VISIBILITY":    "3s",
+		"QOSLAKE_QUEUE_RETRY_BACKOFF": "1s",
 	}
 	for i := 0; i+1 < len(extra); i += 2 {
 		s.env[extra[i]] = extra[i+1]

@@ -149,7 +149,7 @@ func (m *Main) ingestCDN(ctx context.Context, tables map[string]*lake.Table, onc
 		Rejects: tables[bronze.RejectsTable.FullName()],
 		Queue: &s3sqs.Queue{
 			SQS: a.SQS, S3: a.S3, URL: *url.QueueUrl,
-			Wait: 20 * time.Second, Visibility: m.Config.QueueVisibility,
+			Wait: 20 * time.Second, Visibility: m.Config.QueueVisibility, RetryBackoff: m.Config.QueueRetry,
 		},
 		MaxReceives:  m.Config.QueueMaxReceives,
 		MaxLineBytes: m.Config.MaxLineBytes,
