@@ -47,7 +47,8 @@ every --maintain-every.`,
 }
 
 // MaintainAll runs one maintenance pass over every table in the catalog,
-// or only the named one.
+// or only the named one. The policy (what consumers still need, retention)
+// is lake's; this wires the configuration and the metrics.
 func (m *Main) MaintainAll(ctx context.Context, only string, now time.Time) ([]lake.MaintainReport, error) {
 	l, err := m.Lake(ctx)
 	if err != nil {
@@ -62,59 +63,37 @@ func (m *Main) MaintainAll(ctx context.Context, only string, now time.Time) ([]l
 		if !slices.Contains(names, only) {
 			return nil, fmt.Errorf("%w: no table %s", errUsage, only)
 		}
+		names = []string{only}
 	}
-	tables := map[string]*lake.Table{}
+	tables := make([]*lake.Table, 0, len(names))
 	for _, n := range names {
 		t, err := l.Load(ctx, n)
 		if err != nil {
 			return nil, err
 		}
-		tables[n] = t
+		tables = append(tables, t)
 	}
-	// A derived table's checkpoint names the upstream snapshot it consumed:
-	// expiry must keep that snapshot and everything after it.
-	keep := map[string][]lake.SnapshotPos{}
-	for _, t := range tables {
-		cp, err := t.Checkpoint()
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range cp {
-			up, ok := strings.CutPrefix(k, lake.UpstreamKey(""))
-			if !ok {
-				continue
-			}
-			pos, err := lake.ParseSnapshotPos(v)
-			if err != nil {
-				return nil, fmt.Errorf("%s checkpoint %s: %w", t.Name(), k, err)
-			}
-			keep[up] = append(keep[up], pos)
-		}
-	}
-	var reps []lake.MaintainReport
-	for _, n := range names {
-		if only != "" && n != only {
-			continue
-		}
-		t := tables[n]
-		o := lake.MaintainOptions{
+	reps, err := lake.MaintainAll(ctx, tables, lake.MaintainPolicy{
+		Options: lake.MaintainOptions{
 			ExpireOlderThan: m.Config.SnapshotMaxAge,
 			RetainLast:      m.Config.SnapshotsRetain,
-			KeepFrom:        keep[n],
 			OrphanOlderThan: m.Config.OrphanMinAge,
+		},
+		// Raw client IPs live only in bronze: its rows have an age limit.
+		Retention: func(table string) time.Duration {
+			if strings.HasPrefix(table, bronze.Namespace+".") {
+				return m.Config.BronzeRetention
+			}
+			return 0
+		},
+		Now: now,
+	})
+	for _, r := range reps {
+		outcome := "ok"
+		if r.Error != "" {
+			outcome = "error"
 		}
-		if strings.HasPrefix(n, bronze.Namespace+".") {
-			// Raw client IPs live only in bronze: its rows have an age limit.
-			o.DeleteBefore = now.Add(-m.Config.BronzeRetention)
-			o.RetentionColumn = t.TimeColumn()
-		}
-		rep, err := t.Maintain(ctx, o)
-		if err != nil {
-			m.Metrics.MaintenanceRuns.WithLabelValues(n, "error").Inc()
-			return reps, err
-		}
-		m.Metrics.MaintenanceRuns.WithLabelValues(n, "ok").Inc()
-		reps = append(reps, rep)
+		m.Metrics.MaintenanceRuns.WithLabelValues(r.Table, outcome).Inc()
 	}
-	return reps, nil
+	return reps, err
 }
