@@ -52,7 +52,6 @@ type CDNLogs struct {
 	objects       *refIndex // objects bronze.cdn_logs holds lines of
 	rejected      *refIndex // objects and messages bronze.rejects holds rejects of
 	batch         *cdnBatch
-	ingestTime    time.Time
 	// lastLost are the objects the last flush dropped because another
 	// process holds them: an object being read stops there.
 	lastLost map[string]bool
@@ -186,7 +185,6 @@ func (c *CDNLogs) refresh(ctx context.Context) error {
 // objects are in; on a read failure it is handed back to the queue.
 func (c *CDNLogs) process(ctx context.Context, m s3sqs.Message) error {
 	now := c.Now().UTC()
-	c.ingestTime = now
 	if m.ParseErr != nil {
 		ref := "sqs://" + c.Queue.URL + "#" + m.ID
 		if !c.rejected.has(wholeKey(ref, ReasonNotAnS3Event)) {

@@ -29,6 +29,7 @@ type chunk struct {
 	obj      s3sqs.Object // zero for a message's own reject
 	from, to int64        // lines (from, to] are in this chunk; from is committed
 	final    bool         // the object ends in this chunk
+	read     time.Time    // when it was read: its rows' ingest_time
 	lines    []cloudfront.Line
 	rejects  []lineReject
 	bytes    int
@@ -281,7 +282,7 @@ func (c *CDNLogs) commitLines(ctx context.Context) (int, error) {
 				adv = append(adv, p)
 			}
 			for _, l := range ch.lines {
-				c.appendLine(ch.obj, l)
+				c.appendLine(ch.obj, l, ch.read)
 				n++
 			}
 		}
@@ -370,7 +371,7 @@ func (c *CDNLogs) movedObjects(ctx context.Context) (map[string]bool, error) {
 	return moved, nil
 }
 
-func (c *CDNLogs) appendLine(o s3sqs.Object, l cloudfront.Line) {
+func (c *CDNLogs) appendLine(o s3sqs.Object, l cloudfront.Line, read time.Time) {
 	rb := c.logs
 	rb.Time("log_time", l.Time)
 	rb.String("bucket", o.Bucket)
@@ -379,5 +380,5 @@ func (c *CDNLogs) appendLine(o s3sqs.Object, l cloudfront.Line) {
 	rb.Int64("line_number", l.Number)
 	rb.String("fields", l.Header.Raw)
 	rb.String("line", l.Text)
-	rb.Time("ingest_time", c.ingestTime)
+	rb.Time("ingest_time", read)
 }

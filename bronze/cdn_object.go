@@ -51,7 +51,7 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time)
 	// Rejects up to this line are in bronze.rejects already (committed
 	// before the lines that follow them, or by another process).
 	rejectedTo := c.rejected.line(ref)
-	ch := &chunk{ref: ref, obj: o, from: from, to: from}
+	ch := &chunk{ref: ref, obj: o, from: from, to: from, read: now}
 	reject := func(line int64, reason, detail string, raw []byte) {
 		if line == wholeSource {
 			if c.rejected.has(wholeKey(ref, reason)) {
@@ -80,7 +80,7 @@ func (c *CDNLogs) readObject(ctx context.Context, o s3sqs.Object, now time.Time)
 		if c.lastLost[ref] {
 			return errObjectTaken
 		}
-		ch = &chunk{ref: ref, obj: o, from: ch.to, to: ch.to}
+		ch = &chunk{ref: ref, obj: o, from: ch.to, to: ch.to, read: c.Now().UTC()}
 		return nil
 	}
 	var lines, bytes, short int
