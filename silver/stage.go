@@ -270,14 +270,18 @@ func (s *Stage) RunOnce(ctx context.Context) (int, error) {
 	return rows, nil
 }
 
-// Drain runs until bronze has nothing new.
+// Drain runs until bronze has nothing new. Another process that moved
+// the same increment first (lake.ErrCheckpointMoved: several processes
+// share the tables) is no failure: the next pass starts from its position.
 func (s *Stage) Drain(ctx context.Context) error {
 	for {
 		_, err := s.RunOnce(ctx)
-		if errors.Is(err, lake.ErrNoChange) {
+		switch {
+		case errors.Is(err, lake.ErrNoChange):
 			return nil
-		}
-		if err != nil {
+		case errors.Is(err, lake.ErrCheckpointMoved):
+			s.Logger.Info("another process moved this increment first; going on from its position", "table", s.Silver.Name())
+		case err != nil:
 			return err
 		}
 	}
