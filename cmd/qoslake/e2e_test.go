@@ -224,12 +224,7 @@ func TestKilledProcessLosesAndDuplicatesNothing(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	s := newStack(t)
-	bin := filepath.Join(t.TempDir(), "qoslake")
-	build := exec.Command("make", "-s", "build", "BIN="+bin)
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
-	}
+	bin := builtBinary(t)
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewPCG(uint64(seed), 2))
 	t.Logf("random seed %d", seed)

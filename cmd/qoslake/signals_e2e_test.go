@@ -5,7 +5,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,12 +21,7 @@ func TestSignalsMidLargeObjectAndMidSilverLoseNothing(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	s := newStack(t, "QOSLAKE_BATCH_MAX_ROWS", "1000", "QOSLAKE_SILVER_EVERY", "100ms")
-	bin := filepath.Join(t.TempDir(), "qoslake")
-	build := exec.Command("make", "-s", "build", "BIN="+bin)
-	build.Dir = "../.."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("make build: %v\n%s", err, out)
-	}
+	bin := builtBinary(t)
 	const n = 60_000
 	var b strings.Builder
 	b.WriteString(logHeader)
