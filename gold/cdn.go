@@ -33,6 +33,10 @@ const maxMovedRetries = 10
 // position advance in one commit. There is no fixed look-back and no full
 // recompute; a second process running the same stage finds the position
 // moved (compare-and-set) and starts over from it.
+//
+// Only appends to silver are followed: rows silver deletes (retention) or
+// rewrites in place are not taken out of gold, whose windows keep what
+// they counted.
 type CDNStage struct {
 	Silver, Gold *lake.Table
 	// MaxRows bounds the silver rows of one increment (default 100,000);
@@ -202,27 +206,33 @@ func windowOf(t int64) int64 {
 	return t - ((t%w)+w)%w
 }
 
-// windowsFilter selects the rows of col inside the windows, one range per
-// run of consecutive windows.
+// windowsFilter selects the rows of col inside the windows (sorted), one
+// range per run of consecutive windows. The ranges are joined as a balanced
+// tree, so late rows scattered over many minutes do not make a deep one.
 func windowsFilter(col string, windows []time.Time) iceberg.BooleanExpression {
 	ref := iceberg.Reference(col)
-	var out iceberg.BooleanExpression
+	var ranges []iceberg.BooleanExpression
 	for i := 0; i < len(windows); {
 		j := i
 		for j+1 < len(windows) && windows[j+1].Equal(windows[j].Add(Window)) {
 			j++
 		}
-		r := iceberg.NewAnd(
+		ranges = append(ranges, iceberg.NewAnd(
 			iceberg.GreaterThanEqual(ref, iceberg.Timestamp(windows[i].UnixMicro())),
-			iceberg.LessThan(ref, iceberg.Timestamp(windows[j].Add(Window).UnixMicro())))
-		if out == nil {
-			out = r
-		} else {
-			out = iceberg.NewOr(out, r)
-		}
+			iceberg.LessThan(ref, iceberg.Timestamp(windows[j].Add(Window).UnixMicro()))))
 		i = j + 1
 	}
-	return out
+	return anyOf(ranges)
+}
+
+func anyOf(exprs []iceberg.BooleanExpression) iceberg.BooleanExpression {
+	switch len(exprs) {
+	case 0:
+		return iceberg.AlwaysFalse{}
+	case 1:
+		return exprs[0]
+	}
+	return iceberg.NewOr(anyOf(exprs[:len(exprs)/2]), anyOf(exprs[len(exprs)/2:]))
 }
 
 // cdnKey is one gold.cdn_minute row's window and dimensions.

@@ -2,7 +2,9 @@ package gold
 
 import (
 	"math"
+	"strings"
 	"testing"
+	"time"
 )
 
 // cumulative turns per-bucket counts into the cumulative columns gold stores.
@@ -70,5 +72,34 @@ func TestQuantileOfObserved(t *testing.T) {
 	}
 	if got := BucketColumns("ttfb"); got[0] != "ttfb_le_5" || got[len(got)-1] != "ttfb_le_inf" || len(got) != len(h) {
 		t.Fatalf("BucketColumns = %v", got)
+	}
+}
+
+// TestWindowsFilter checks that consecutive windows make one range and
+// that a range ends where its last window does.
+func TestWindowsFilter(t *testing.T) {
+	w := func(m int) time.Time { return base.Add(time.Duration(m) * time.Minute) }
+	tests := []struct {
+		name        string
+		windows     []time.Time
+		ranges      int
+		mustContain []string
+	}{
+		{"none", nil, 0, []string{"AlwaysFalse"}},
+		{"one run", []time.Time{w(0), w(1), w(2)}, 1, []string{"12:00:00", "12:03:00"}},
+		{"three runs", []time.Time{w(-180), w(0), w(5), w(6)}, 3, []string{"09:00:00", "09:01:00", "12:01:00", "12:05:00", "12:07:00"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := windowsFilter("log_time", tt.windows).String()
+			if n := strings.Count(got, "GreaterThanEqual"); n != tt.ranges {
+				t.Errorf("%d ranges, want %d: %s", n, tt.ranges, got)
+			}
+			for _, s := range tt.mustContain {
+				if !strings.Contains(got, s) {
+					t.Errorf("filter lacks %q: %s", s, got)
+				}
+			}
+		})
 	}
 }
