@@ -16,6 +16,7 @@ import (
 	"github.com/qoslake/qoslake/awsclient"
 	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/config"
+	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/metrics"
 	"github.com/qoslake/qoslake/silver"
@@ -323,7 +324,7 @@ func (m *Main) EnsureTables(ctx context.Context) (map[string]*lake.Table, error)
 		return nil, err
 	}
 	out := map[string]*lake.Table{}
-	for _, def := range slices.Concat(bronze.Tables, silver.Tables) {
+	for _, def := range slices.Concat(bronze.Tables, silver.Tables, gold.Tables) {
 		t, err := l.Ensure(ctx, def)
 		if err != nil {
 			return nil, err

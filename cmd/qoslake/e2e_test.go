@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -293,5 +294,31 @@ func TestTwoPipelinesShareTheSourcesExactlyOnce(t *testing.T) {
 				t.Errorf("silver has %d events, want %d", n, sum.EventsTotal)
 			}
 		})
+	}
+}
+
+// checkGoldMatchesSilver asserts gold.cdn_minute counts every silver CDN
+// request once: its requests and bytes add up to silver's.
+func (s *stack) checkGoldMatchesSilver() {
+	s.t.Helper()
+	var silverBytes, goldRequests, goldBytes int64
+	rows := s.keys("silver.cdn_logs", "sc_bytes")
+	for _, v := range rows {
+		n, _ := strconv.ParseInt(v, 10, 64) // null: no bytes
+		silverBytes += n
+	}
+	for _, v := range s.keys("gold.cdn_minute", "requests", "bytes") {
+		r, b, _ := strings.Cut(v, "|")
+		nr, err := strconv.ParseInt(r, 10, 64)
+		if err != nil {
+			s.t.Fatalf("gold requests %q: %v", r, err)
+		}
+		nb, _ := strconv.ParseInt(b, 10, 64)
+		goldRequests += nr
+		goldBytes += nb
+	}
+	if goldRequests != int64(len(rows)) || goldBytes != silverBytes {
+		s.t.Errorf("gold.cdn_minute counts %d requests and %d bytes; silver holds %d requests and %d bytes",
+			goldRequests, goldBytes, len(rows), silverBytes)
 	}
 }

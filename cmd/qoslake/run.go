@@ -26,8 +26,9 @@ available at start, commits and exits 0.
 
 Stages in this version: Kinesis player events and CDN logs (S3 events on
 SQS) into the bronze tables, exactly once; bronze to silver (typed,
-anonymised, enriched, de-duplicated) every --silver-every; table maintenance
-every --maintain-every. Gold joins as its issue lands.
+anonymised, enriched, de-duplicated) and silver's CDN requests to
+gold.cdn_minute (one-minute aggregates, late data corrected) every
+--silver-every; table maintenance every --maintain-every.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
@@ -51,12 +52,7 @@ Health and metrics are served on --http-addr: /healthz (alive), /readyz
 				if err := m.Ingest(ctx, tables, true); err != nil {
 					return err
 				}
-				for _, s := range m.SilverStages(tables, t) {
-					if err := s.Drain(ctx); err != nil {
-						return err
-					}
-				}
-				return nil
+				return m.refine(ctx, m.SilverStages(tables, t), m.GoldStages(tables))
 			}
 			return m.RunPipeline(ctx)
 		},
@@ -95,7 +91,7 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	silverDone := make(chan struct{})
 	go func() {
 		defer close(silverDone)
-		m.runSilver(ctx, m.SilverStages(tables, t))
+		m.runSilver(ctx, m.SilverStages(tables, t), m.GoldStages(tables))
 	}()
 	// Whatever way this returns, the silver pass in flight finishes first:
 	// the catalog closes after it.

@@ -15,7 +15,8 @@ import (
 // moves what lands. The real binary is stopped by SIGTERM (graceful) and by
 // SIGKILL (no cleanup) at random points, mid-object and mid-increment, and
 // restarted; in the end bronze holds every line of the object once and
-// every player event once, and silver every bronze row once.
+// every player event once, silver every bronze row once, and gold counts
+// every silver request once.
 func TestSignalsMidLargeObjectAndMidSilverLoseNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -71,4 +72,5 @@ func TestSignalsMidLargeObjectAndMidSilverLoseNothing(t *testing.T) {
 			t.Errorf("silver.%s holds %d rows, bronze %d", table, len(ids), bronzeRows)
 		}
 	}
+	s.checkGoldMatchesSilver()
 }

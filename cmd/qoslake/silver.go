@@ -11,6 +11,7 @@ import (
 	"github.com/qoslake/qoslake/anonymize"
 	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/geoip"
+	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/silver"
 )
@@ -68,10 +69,36 @@ func (m *Main) SilverStages(tables map[string]*lake.Table, t *silver.Transformer
 	}
 }
 
-// runSilver moves new bronze rows to silver every --silver-every until ctx
-// ends. A failed pass is logged and retried at the next tick: the
-// checkpoint makes that safe.
-func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage) {
+// GoldStages returns the gold stages over the tables.
+func (m *Main) GoldStages(tables map[string]*lake.Table) []*gold.CDNStage {
+	return []*gold.CDNStage{{
+		Silver: tables[silver.CDNLogsTable.FullName()], Gold: tables[gold.CDNMinuteTable.FullName()],
+		Logger: m.Logger.With("stage", "gold.cdn_minute"),
+	}}
+}
+
+// refine carries what bronze committed through silver and then gold, each
+// stage to the end of its upstream. A stage that fails is logged and the
+// others go on: its checkpoint makes the next pass pick up where it was.
+func (m *Main) refine(ctx context.Context, stages []*silver.Stage, golds []*gold.CDNStage) error {
+	var errs []error
+	for _, s := range stages {
+		if err := s.Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s.Silver.Name(), err))
+		}
+	}
+	for _, g := range golds {
+		if err := g.Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", g.Gold.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// runSilver moves new bronze rows to silver, and silver's to gold, every
+// --silver-every until ctx ends. A failed pass is logged and retried at the
+// next tick: the checkpoints make that safe.
+func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage, golds []*gold.CDNStage) {
 	t := time.NewTicker(m.Config.SilverEvery)
 	defer t.Stop()
 	for {
@@ -79,10 +106,8 @@ func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, s := range stages {
-				if err := s.Drain(ctx); err != nil && ctx.Err() == nil {
-					m.Logger.Error("silver pass failed; retrying at the next tick", "table", s.Silver.Name(), "error", err)
-				}
+			if err := m.refine(ctx, stages, golds); err != nil && ctx.Err() == nil {
+				m.Logger.Error("refine pass failed; retrying at the next tick", "error", err)
 			}
 		}
 	}

@@ -270,6 +270,7 @@ func TestCrashBetweenBronzeAndSilver(t *testing.T) {
 	if dup := firstDuplicate(cdn); dup != "" || len(cdn) != len(lines) {
 		t.Errorf("silver has %d CDN rows (duplicate %q), bronze %d distinct lines", len(cdn), dup, len(lines))
 	}
+	s.checkGoldMatchesSilver()
 }
 
 func eventID(payload string) string {
