@@ -46,7 +46,7 @@ func TestSignalsMidLargeObjectAndMidSilverLoseNothing(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(300+rng.IntN(1000)) * time.Millisecond)
+		time.Sleep(time.Duration(800+rng.IntN(1500)) * time.Millisecond)
 		_ = cmd.Process.Signal(sig)
 		err := cmd.Wait()
 		if sig == syscall.SIGTERM && err != nil {
