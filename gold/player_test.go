@@ -43,12 +43,20 @@ func openPlayer(t testing.TB, dir string) playerEnv {
 	return playerEnv{dir, s, g, &PlayerStage{Silver: s, Gold: g, MaxRows: 500}}
 }
 
-// genPlayerRows makes n silver player events spread over the given
-// minutes. Like the reference SDK's, most events carry no app or device
+// Event types for genPlayerRows. Silver partitions by event type, so a
+// silver commit writes one Parquet file per type it holds, and that is most
+// of these tests' time: the tests of exactly once, which do not depend on
+// the type, use three types.
+var (
+	allEventTypes = []string{"play", "firstframe", "seek", "buffer", "stream", "stream", "step", "pause", "error", "stop"}
+	fewEventTypes = []string{"firstframe", "buffer", "step"}
+)
+
+// genPlayerRows makes n silver player events of the given types spread
+// over the given minutes. Like the reference SDK's, most events carry no app or device
 // fields, and the numeric fields are often absent; a few events use the
 // older rebuffer buffer type, and some steps start from bitrate 0.
-func genPlayerRows(r *rand.Rand, n int, minutes ...time.Time) []silver.PlayerRow {
-	types := []string{"play", "firstframe", "seek", "buffer", "stream", "stream", "step", "pause", "error", "stop"}
+func genPlayerRows(r *rand.Rand, types []string, n int, minutes ...time.Time) []silver.PlayerRow {
 	videos := []string{"v1", "v2", "v3", ""}
 	conns := []string{"wifi", "4g", "not available", ""}
 	countries := []string{"DE", "GB", ""}
@@ -277,9 +285,12 @@ func TestStartTimeBucketColumns(t *testing.T) {
 func TestPlayerStageAggregates(t *testing.T) {
 	e := openPlayer(t, t.TempDir())
 	r := rand.New(rand.NewPCG(11, 12))
+	e.stage.MaxRows = 250
+	// Silver commits are slow (a Parquet file per event type), so there
+	// are two, taken in several increments.
 	var all []silver.PlayerRow
-	for range 4 {
-		rows := genPlayerRows(r, 300, minutes(base, 5)...)
+	for range 2 {
+		rows := genPlayerRows(r, allEventTypes, 600, minutes(base, 5)...)
 		commitPlayerSilver(t, e, rows)
 		all = append(all, rows...)
 	}
@@ -339,13 +350,13 @@ func TestPlayerStageLateData(t *testing.T) {
 	e := openPlayer(t, t.TempDir())
 	r := rand.New(rand.NewPCG(13, 14))
 	old := base.Add(-3 * time.Hour)
-	onTime := slices.Concat(genPlayerRows(r, 200, old), genPlayerRows(r, 400, minutes(base, 4)...))
+	onTime := slices.Concat(genPlayerRows(r, fewEventTypes, 200, old), genPlayerRows(r, fewEventTypes, 400, minutes(base, 4)...))
 	commitPlayerSilver(t, e, onTime)
 	drainPlayer(t, e)
 	before := readPlayerGold(t, e)
 	goldAt := e.gold.Position()
 
-	late := genPlayerRows(r, 150, old)
+	late := genPlayerRows(r, fewEventTypes, 150, old)
 	commitPlayerSilver(t, e, late)
 	drainPlayer(t, e)
 	after := readPlayerGold(t, e)
@@ -392,7 +403,7 @@ func TestPlayerStageCrash(t *testing.T) {
 	ctx := context.Background()
 	e := openPlayer(t, t.TempDir())
 	r := rand.New(rand.NewPCG(15, 16))
-	first := genPlayerRows(r, 400, minutes(base, 3)...)
+	first := genPlayerRows(r, fewEventTypes, 400, minutes(base, 3)...)
 	commitPlayerSilver(t, e, first)
 
 	// Read and recomputed, then the process dies: nothing written.
@@ -406,7 +417,7 @@ func TestPlayerStageCrash(t *testing.T) {
 
 	// Committed, but the process died before it knew: the restart plans
 	// the same increment and commits it again.
-	second := genPlayerRows(r, 300, minutes(base.Add(2*time.Minute), 3)...)
+	second := genPlayerRows(r, fewEventTypes, 300, minutes(base.Add(2*time.Minute), 3)...)
 	commitPlayerSilver(t, e, second)
 	p, err := e.stage.plan(ctx)
 	if err != nil {
@@ -431,7 +442,7 @@ func TestPlayerStageCrash(t *testing.T) {
 	}
 
 	// A plan made before another process moved on is refused.
-	third := genPlayerRows(r, 100, base)
+	third := genPlayerRows(r, fewEventTypes, 100, base)
 	commitPlayerSilver(t, e, third)
 	stale, err := e.stage.plan(ctx)
 	if err != nil {
@@ -455,11 +466,11 @@ func TestPlayerStageCrash(t *testing.T) {
 func TestPlayerStageConcurrent(t *testing.T) {
 	dir := t.TempDir()
 	a, b := openPlayer(t, dir), openPlayer(t, dir)
-	a.stage.MaxRows, b.stage.MaxRows = 200, 350
+	a.stage.MaxRows, b.stage.MaxRows = 150, 260
 	r := rand.New(rand.NewPCG(17, 18))
 	var all []silver.PlayerRow
-	for i := range 4 {
-		rows := genPlayerRows(r, 150, minutes(base.Add(time.Duration(i)*time.Minute), 3)...)
+	for i := range 2 {
+		rows := genPlayerRows(r, fewEventTypes, 300, minutes(base.Add(time.Duration(2*i)*time.Minute), 3)...)
 		commitPlayerSilver(t, a, rows)
 		all = append(all, rows...)
 	}
@@ -468,11 +479,9 @@ func TestPlayerStageConcurrent(t *testing.T) {
 	for i, e := range []playerEnv{a, b} {
 		wg.Go(func() { errs[i] = e.stage.Drain(context.Background()) })
 	}
-	for i := range 2 {
-		rows := genPlayerRows(r, 100, minutes(base.Add(time.Duration(i)*time.Minute), 2)...)
-		commitPlayerSilver(t, b, rows)
-		all = append(all, rows...)
-	}
+	rows := genPlayerRows(r, fewEventTypes, 200, minutes(base.Add(time.Minute), 2)...)
+	commitPlayerSilver(t, b, rows)
+	all = append(all, rows...)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
