@@ -287,10 +287,10 @@ func TestPlayerStageAggregates(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	e.stage.MaxRows = 250
 	// Silver commits are slow (a Parquet file per event type), so there
-	// are two, taken in several increments.
+	// are two, taken in two increments that share windows.
 	var all []silver.PlayerRow
-	for range 2 {
-		rows := genPlayerRows(r, allEventTypes, 600, minutes(base, 5)...)
+	for _, types := range [][]string{allEventTypes, fewEventTypes} {
+		rows := genPlayerRows(r, types, 600, minutes(base, 5)...)
 		commitPlayerSilver(t, e, rows)
 		all = append(all, rows...)
 	}
@@ -469,8 +469,9 @@ func TestPlayerStageConcurrent(t *testing.T) {
 	a.stage.MaxRows, b.stage.MaxRows = 150, 260
 	r := rand.New(rand.NewPCG(17, 18))
 	var all []silver.PlayerRow
-	for i := range 2 {
-		rows := genPlayerRows(r, fewEventTypes, 300, minutes(base.Add(time.Duration(2*i)*time.Minute), 3)...)
+	// Snapshots of 120 rows: a takes one per increment, b two.
+	for i := range 3 {
+		rows := genPlayerRows(r, fewEventTypes, 120, minutes(base.Add(time.Duration(i)*time.Minute), 3)...)
 		commitPlayerSilver(t, a, rows)
 		all = append(all, rows...)
 	}
@@ -479,7 +480,7 @@ func TestPlayerStageConcurrent(t *testing.T) {
 	for i, e := range []playerEnv{a, b} {
 		wg.Go(func() { errs[i] = e.stage.Drain(context.Background()) })
 	}
-	rows := genPlayerRows(r, fewEventTypes, 200, minutes(base.Add(time.Minute), 2)...)
+	rows := genPlayerRows(r, fewEventTypes, 120, minutes(base.Add(time.Minute), 2)...)
 	commitPlayerSilver(t, b, rows)
 	all = append(all, rows...)
 	wg.Wait()
