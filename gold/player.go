@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -67,7 +68,7 @@ var PlayerDimensions = []string{"video_id", "connection_type", "country", "isp",
 //   - video start time (CTA-2066: from the play request to the first frame;
 //     the player's FIRSTFRAME time_millisecond): mean =
 //     time_to_first_frame_ms_sum / time_to_first_frame_ms_count,
-//     percentiles from the start_time_le_* buckets;
+//     percentiles from the start_time_le_* buckets (StartTimeQuantile);
 //   - rebuffering frequency (CTA-2066) = stall_count per play_attempts or
 //     per stream_events (heartbeats) of the same rows;
 //   - average bitrate (CTA-2066) = bitrate_bps_sum / bitrate_bps_count: an
@@ -436,4 +437,32 @@ func appendPlayerMinute(out *lake.Rows, k playerKey, a *playerAgg) {
 	for i, c := range StartTimeBucketColumns {
 		out.Int64(c, a.startTime[i])
 	}
+}
+
+// StartTimeQuantile estimates the q-quantile (0 <= q <= 1) of video start
+// time, ms, from the start_time_le_* buckets (one per StartTimeBounds entry
+// followed by +inf, summed over any number of rows first), exactly as
+// Quantile does for the latency buckets: linear inside the bucket the rank
+// falls in, 0 as the first bucket's lower bound, the highest finite bound
+// for a rank in the +inf bucket, NaN for an empty histogram, a q outside
+// [0, 1] or a bucket count that does not match StartTimeBounds.
+func StartTimeQuantile(buckets []int64, q float64) float64 {
+	if len(buckets) != len(StartTimeBounds)+1 || q < 0 || q > 1 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	total := buckets[len(buckets)-1]
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	var lower float64
+	var below int64
+	for i, bound := range StartTimeBounds {
+		n := buckets[i]
+		if float64(n) >= rank && n > below {
+			return lower + (bound-lower)*(rank-float64(below))/float64(n-below)
+		}
+		lower, below = bound, max(below, n)
+	}
+	return StartTimeBounds[len(StartTimeBounds)-1]
 }

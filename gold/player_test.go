@@ -3,6 +3,7 @@ package gold
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -275,6 +276,30 @@ func TestStartTimeBucketColumns(t *testing.T) {
 		"start_time_le_2000", "start_time_le_3000", "start_time_le_5000", "start_time_le_10000", "start_time_le_inf"}
 	if !slices.Equal(StartTimeBucketColumns, want) {
 		t.Fatalf("bucket columns %v, want %v", StartTimeBucketColumns, want)
+	}
+}
+
+func TestStartTimeQuantile(t *testing.T) {
+	//                bounds: 100 250 500 1000 2000 3000 5000 10000 +inf
+	tests := []struct {
+		name    string
+		buckets []int64
+		q       float64
+		want    float64
+	}{
+		{"median inside one bucket", cumulative(0, 0, 0, 10, 0, 0, 0, 0, 0), 0.5, 750},
+		{"interpolates across buckets", cumulative(50, 50, 0, 0, 0, 0, 0, 0, 0), 0.75, 175},
+		{"+inf bucket returns highest finite bound", cumulative(1, 0, 0, 0, 0, 0, 0, 0, 9), 0.99, 10000},
+		{"empty histogram", make([]int64, 9), 0.5, math.NaN()},
+		{"latency buckets are not start time buckets", make([]int64, 11), 0.5, math.NaN()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := StartTimeQuantile(tt.buckets, tt.q)
+			if got != tt.want && !(math.IsNaN(got) && math.IsNaN(tt.want)) {
+				t.Fatalf("StartTimeQuantile(%v, %g) = %g, want %g", tt.buckets, tt.q, got, tt.want)
+			}
+		})
 	}
 }
 
