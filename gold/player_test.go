@@ -495,7 +495,7 @@ func TestPlayerStageConcurrent(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 18))
 	var all []silver.PlayerRow
 	// Snapshots of 120 rows: a takes one per increment, b two.
-	for i := range 3 {
+	for i := range 2 {
 		rows := genPlayerRows(r, fewEventTypes, 120, minutes(base.Add(time.Duration(i)*time.Minute), 3)...)
 		commitPlayerSilver(t, a, rows)
 		all = append(all, rows...)
