@@ -1,0 +1,468 @@
+package gold
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+
+	"github.com/qoslake/qoslake/lake"
+)
+
+// StartTimeBounds are the upper bounds, in milliseconds, of the video start
+// time histogram of gold.player_minute. Buckets are cumulative, as
+// LatencyBounds' are: the bucket of bound b counts the first frames whose
+// start time is <= b, and the last bucket (+inf, suffix "inf") counts every
+// first frame with a start time. The bounds cover a cached start (100 ms)
+// up to the 10 s after which most viewers have left.
+var StartTimeBounds = [...]float64{100, 250, 500, 1000, 2000, 3000, 5000, 10000}
+
+// startTimePrefix is the histogram column prefix of gold.player_minute.
+const startTimePrefix = "start_time"
+
+// StartTimeBucketColumns are the video start time histogram columns, in
+// bound order, ending with the +inf bucket: start_time_le_100 ...
+// start_time_le_inf.
+var StartTimeBucketColumns = func() []string {
+	out := make([]string, 0, len(StartTimeBounds)+1)
+	for _, b := range StartTimeBounds {
+		out = append(out, fmt.Sprintf("%s_le_%g", startTimePrefix, b))
+	}
+	return append(out, startTimePrefix+"_le_inf")
+}()
+
+func startTimeBucketDocs() []lake.Column {
+	out := make([]lake.Column, len(StartTimeBucketColumns))
+	for i, c := range StartTimeBucketColumns {
+		bound := "+inf (every first frame with a start time; equals time_to_first_frame_ms_count)"
+		if i < len(StartTimeBounds) {
+			bound = fmt.Sprintf("%g ms", StartTimeBounds[i])
+		}
+		out[i] = lake.Column{Name: c, Type: i64, Required: true,
+			Doc: fmt.Sprintf("cumulative histogram bucket: first frames whose video start time (CTA-2066) is <= %s", bound)}
+	}
+	return out
+}
+
+// PlayerDimensions are the grouping columns of gold.player_minute besides
+// window_start. The reference SDK sends no app or device fields, so
+// app_type and device_type are null for its events; a null and an empty
+// value are the same group and are stored as null.
+var PlayerDimensions = []string{"video_id", "connection_type", "country", "isp", "app_type", "device_type"}
+
+// PlayerMinuteTable is gold.player_minute: player events aggregated per
+// minute of event time and per (video_id, connection_type, country, isp,
+// app_type, device_type). Only mergeable values are stored; the CTA-2066
+// metrics derive from them at any grain by summing first:
+//
+//   - video start time (CTA-2066: from the play request to the first frame;
+//     the player's FIRSTFRAME time_millisecond): mean =
+//     time_to_first_frame_ms_sum / time_to_first_frame_ms_count,
+//     percentiles from the start_time_le_* buckets (StartTimeQuantile);
+//   - rebuffering frequency (CTA-2066) = stall_count per play_attempts or
+//     per stream_events (heartbeats) of the same rows;
+//   - average bitrate (CTA-2066) = bitrate_bps_sum / bitrate_bps_count: an
+//     event-weighted mean of the bitrate players report;
+//   - bitrate switches (CTA-2066) = switches_up + switches_down;
+//   - error ratio = errors / play_attempts.
+//
+// Rebuffering ratio (CTA-2066: stall time / watch time), video start
+// failure, exit before video start and playback failure are session
+// metrics: they need a session's whole sequence of events (and watch time,
+// which events do not carry), so they are derived later from sessions, not
+// from these per-minute rows. Watch time is not stored: stream_events
+// counts STREAM heartbeats only as a proxy for it.
+var PlayerMinuteTable = lake.TableDef{
+	Namespace: Namespace,
+	Name:      "player_minute",
+	Doc: "Player events per minute of event time and video, connection type, country, ISP, app type and device type: " +
+		"mergeable counts, sums and a cumulative video start time histogram (CTA-2066; sum rows first, then divide or take quantiles). " +
+		"Rebuffering ratio (stall time / watch time), video start failure, exit before video start and playback failure " +
+		"are session metrics derived later from sessions, not from these rows; watch time is not stored (stream_events is a heartbeat proxy).",
+	Columns: slices.Concat([]lake.Column{
+		{Name: "window_start", Type: tstz, Required: true, Doc: "start of the one-minute window: silver event_time (player clock) truncated to the minute; the window is [window_start, window_start + 1 minute)"},
+		{Name: "video_id", Type: str, Doc: "video id (lower-cased)"},
+		{Name: "connection_type", Type: str, Doc: "wifi, 4g, 3g, ethernet, not available, ... (lower-cased)"},
+		{Name: "country", Type: str, Doc: "ISO 3166-1 alpha-2 country of the client (silver geo lookup of the client address)"},
+		{Name: "isp", Type: str, Doc: "ISP or AS organisation of the client (silver lookup of the client address)"},
+		{Name: "app_type", Type: str, Doc: "app or platform; null for the reference SDK, which sends none"},
+		{Name: "device_type", Type: str, Doc: "device type; null for the reference SDK, which sends none"},
+		{Name: "events", Type: i64, Required: true, Doc: "player events of every type in the group"},
+		{Name: "play_attempts", Type: i64, Required: true, Doc: "PLAY events: play requests, the denominator of start and error ratios (CTA-2066 video start attempts)"},
+		{Name: "first_frames", Type: i64, Required: true, Doc: "FIRSTFRAME events: starts that reached the first frame"},
+		{Name: "errors", Type: i64, Required: true, Doc: "ERROR events"},
+		{Name: "stops", Type: i64, Required: true, Doc: "STOP events"},
+		{Name: "stream_events", Type: i64, Required: true, Doc: "STREAM events: periodic heartbeats while playing; a proxy for watch time (heartbeats × the player's interval), not watch time itself"},
+		{Name: "time_to_first_frame_ms_sum", Type: f64, Required: true, Doc: "video start time (CTA-2066: play request to first frame): sum of FIRSTFRAME time_to_first_frame_ms, ms; mean = time_to_first_frame_ms_sum / time_to_first_frame_ms_count"},
+		{Name: "time_to_first_frame_ms_count", Type: i64, Required: true, Doc: "FIRSTFRAME events with a time_to_first_frame_ms value"},
+		{Name: "stall_count", Type: i64, Required: true, Doc: "stalls (CTA-2066 rebuffering events): BUFFER events with buffer_type screenfreezedbuffer (or the older rebuffer); start-up buffering is not a stall"},
+		{Name: "stall_ms_sum", Type: f64, Required: true, Doc: "stall time: sum of those stalls' buffer_duration_ms, ms; the numerator of the CTA-2066 rebuffering ratio, whose watch time comes from sessions"},
+		{Name: "startup_buffers", Type: i64, Required: true, Doc: "BUFFER events with buffer_type firstbuffer: buffering before the first frame"},
+		{Name: "startup_buffer_ms_sum", Type: f64, Required: true, Doc: "sum of the firstbuffer events' buffer_duration_ms, ms"},
+		{Name: "bitrate_bps_sum", Type: i64, Required: true, Doc: "sum of bitrate_bps (the player's average bitrate, bits per second) over the events that carry one; CTA-2066 average bitrate = bitrate_bps_sum / bitrate_bps_count (event-weighted)"},
+		{Name: "bitrate_bps_count", Type: i64, Required: true, Doc: "events with a bitrate_bps value"},
+		{Name: "switches_up", Type: i64, Required: true, Doc: "CTA-2066 bitrate switches to a higher bitrate: STEP events with direction up, except the initial choice (bitrate_from_bps 0)"},
+		{Name: "switches_down", Type: i64, Required: true, Doc: "CTA-2066 bitrate switches to a lower bitrate: STEP events with direction down, except the initial choice (bitrate_from_bps 0)"},
+	}, startTimeBucketDocs()),
+	Partition: []lake.PartitionField{
+		{Column: "window_start", Transform: iceberg.DayTransform{}, Name: "window_day"},
+	},
+	SortOrder: []lake.SortKey{{Column: "window_start"}, {Column: "video_id"}},
+}
+
+// PlayerStage keeps gold.player_minute up to date with
+// silver.player_events, exactly as CDNStage keeps gold.cdn_minute: each
+// RunOnce reads what silver appended since gold's upstream position,
+// recomputes the minutes it touches from all of silver's rows of those
+// minutes (late events correct their window), and replaces those minutes'
+// gold rows with the position advance in one commit. A second process
+// running the same stage finds the position moved and starts over.
+//
+// Only appends to silver are followed, as for CDNStage.
+type PlayerStage struct {
+	Silver, Gold *lake.Table
+	// MaxRows bounds the silver rows of one increment (default 100,000);
+	// the recomputation reads every row of the minutes those rows touch.
+	MaxRows int64
+	Logger  *slog.Logger
+}
+
+// playerFields are the silver.player_events columns the aggregation reads.
+var playerFields = []string{"event_type", "event_time", "video_id", "connection_type", "country", "isp",
+	"app_type", "device_type", "time_to_first_frame_ms", "buffer_type", "buffer_duration_ms",
+	"bitrate_bps", "bitrate_from_bps", "direction"}
+
+// playerPlan is one increment made ready to commit, as cdnPlan.
+type playerPlan struct {
+	id      string
+	windows []time.Time
+	groups  map[playerKey]*playerAgg
+	advance lake.Position
+	rows    int64
+}
+
+// RunOnce brings gold one increment (at most MaxRows silver rows) further
+// and returns how many silver rows that increment held; lake.ErrNoChange
+// when silver has nothing new.
+func (s *PlayerStage) RunOnce(ctx context.Context) (int, error) {
+	for attempt := 1; ; attempt++ {
+		p, err := s.plan(ctx)
+		if err != nil {
+			return 0, err
+		}
+		err = s.commit(ctx, p)
+		if errors.Is(err, lake.ErrCheckpointMoved) && attempt < maxMovedRetries {
+			s.logger().Info("gold upstream position moved by another writer; starting over",
+				"table", s.Gold.Name(), "attempt", attempt)
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		return int(p.rows), nil
+	}
+}
+
+// Drain runs until silver has nothing new for gold.
+func (s *PlayerStage) Drain(ctx context.Context) error {
+	for {
+		_, err := s.RunOnce(ctx)
+		if errors.Is(err, lake.ErrNoChange) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (s *PlayerStage) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
+}
+
+// plan reads the next silver increment and recomputes the windows it
+// touches, as of the silver snapshot the increment ends at. It writes
+// nothing.
+func (s *PlayerStage) plan(ctx context.Context) (playerPlan, error) {
+	if _, err := s.Gold.Refresh(ctx); err != nil {
+		return playerPlan{}, err
+	}
+	if _, err := s.Silver.Refresh(ctx); err != nil {
+		return playerPlan{}, err
+	}
+	cp, err := s.Gold.Checkpoint()
+	if err != nil {
+		return playerPlan{}, err
+	}
+	key := lake.UpstreamKey(s.Silver.Name())
+	from, err := lake.ParseSnapshotPos(cp[key])
+	if err != nil {
+		return playerPlan{}, err
+	}
+	maxRows := s.MaxRows
+	if maxRows <= 0 {
+		maxRows = 100_000
+	}
+	touched := map[int64]bool{}
+	inc, err := s.Silver.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{"event_time"}},
+		func(r arrow.RecordBatch) error {
+			ts := column[*array.Timestamp](r, "event_time")
+			for i := range ts.Len() {
+				touched[windowOf(int64(ts.Value(i)))] = true
+			}
+			return nil
+		})
+	if errors.Is(err, lake.ErrNoChange) {
+		return playerPlan{}, err
+	}
+	if err != nil {
+		return playerPlan{}, fmt.Errorf("%s from %s: %w", s.Gold.Name(), s.Silver.Name(), err)
+	}
+	p := playerPlan{
+		// The id is the position move itself: the same increment planned
+		// twice (a retry, another process) is one batch.
+		id:      fmt.Sprintf("%s:%s->%s", key, from, inc.To),
+		advance: lake.Position{Key: key, From: cp[key], To: inc.To.String()},
+		groups:  map[playerKey]*playerAgg{},
+		rows:    inc.Rows,
+	}
+	for _, w := range slices.Sorted(maps.Keys(touched)) {
+		p.windows = append(p.windows, time.UnixMicro(w).UTC())
+	}
+	if len(p.windows) == 0 {
+		return p, nil
+	}
+	err = s.Silver.Scan(ctx, lake.ScanOptions{Filter: windowsFilter("event_time", p.windows), Fields: playerFields, Snapshot: inc.To},
+		func(r arrow.RecordBatch) error {
+			aggregatePlayer(p.groups, touched, r)
+			return nil
+		})
+	if err != nil {
+		return playerPlan{}, fmt.Errorf("recompute %d windows of %s: %w", len(p.windows), s.Gold.Name(), err)
+	}
+	return p, nil
+}
+
+// commit replaces the plan's windows in gold and advances the upstream
+// position, in one snapshot.
+func (s *PlayerStage) commit(ctx context.Context, p playerPlan) error {
+	b := lake.Batch{ID: p.id, Advance: []lake.Position{p.advance}}
+	if len(p.windows) == 0 {
+		// Silver's snapshots added no rows (maintenance): only move on.
+		if _, err := s.Gold.Commit(ctx, b); err != nil {
+			return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
+		}
+		return nil
+	}
+	out, err := s.Gold.NewRows()
+	if err != nil {
+		return err
+	}
+	defer out.Release()
+	for _, k := range sortedPlayerKeys(p.groups) {
+		appendPlayerMinute(out, k, p.groups[k])
+	}
+	rec := out.Batch()
+	defer rec.Release()
+	b.Records = []arrow.RecordBatch{rec}
+	c, err := s.Gold.Replace(ctx, lake.ReplaceBatch{Batch: b, Delete: lake.TimesIn("window_start", p.windows)})
+	if err != nil {
+		return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
+	}
+	s.logger().Debug("gold committed", "table", s.Gold.Name(), "windows", len(p.windows),
+		"rows", rec.NumRows(), "silver_rows", p.rows, "already_landed", c.AlreadyLanded)
+	return nil
+}
+
+// playerKey is one gold.player_minute row's window and dimensions.
+type playerKey struct {
+	window                                 int64 // Unix microseconds
+	video, conn, country, isp, app, device string
+}
+
+// playerAgg are one gold.player_minute row's values.
+type playerAgg struct {
+	events, plays, firstFrames, errors, stops, streams int64
+	ttffSum                                            float64
+	ttffCount                                          int64
+	stalls                                             int64
+	stallMs                                            float64
+	startupBuffers                                     int64
+	startupBufferMs                                    float64
+	bitrateSum, bitrateCount                           int64
+	switchesUp, switchesDown                           int64
+	startTime                                          startTimeHistogram
+}
+
+// startTimeHistogram is a cumulative video start time histogram: one count
+// per StartTimeBounds entry, then the +inf bucket.
+type startTimeHistogram [len(StartTimeBounds) + 1]int64
+
+func (h *startTimeHistogram) observe(v float64) {
+	for i := len(StartTimeBounds) - 1; i >= 0 && v <= StartTimeBounds[i]; i-- {
+		h[i]++
+	}
+	h[len(StartTimeBounds)]++
+}
+
+// aggregatePlayer adds the silver rows of r that fall in the touched
+// windows to groups.
+func aggregatePlayer(groups map[playerKey]*playerAgg, touched map[int64]bool, r arrow.RecordBatch) {
+	typ := column[*array.String](r, "event_type")
+	ts := column[*array.Timestamp](r, "event_time")
+	video := column[*array.String](r, "video_id")
+	conn := column[*array.String](r, "connection_type")
+	country := column[*array.String](r, "country")
+	isp := column[*array.String](r, "isp")
+	app := column[*array.String](r, "app_type")
+	device := column[*array.String](r, "device_type")
+	ttff := column[*array.Float64](r, "time_to_first_frame_ms")
+	bufType := column[*array.String](r, "buffer_type")
+	bufMs := column[*array.Float64](r, "buffer_duration_ms")
+	bitrate := column[*array.Int64](r, "bitrate_bps")
+	bitrateFrom := column[*array.Int64](r, "bitrate_from_bps")
+	direction := column[*array.String](r, "direction")
+	for i := range int(r.NumRows()) {
+		w := windowOf(int64(ts.Value(i)))
+		if !touched[w] {
+			continue
+		}
+		k := playerKey{window: w, video: valueOf(video, i), conn: valueOf(conn, i), country: valueOf(country, i),
+			isp: valueOf(isp, i), app: valueOf(app, i), device: valueOf(device, i)}
+		a := groups[k]
+		if a == nil {
+			// Arrow's strings point into the record's buffers, which are
+			// released after this call: the map keeps copies.
+			k.video, k.conn, k.country = strings.Clone(k.video), strings.Clone(k.conn), strings.Clone(k.country)
+			k.isp, k.app, k.device = strings.Clone(k.isp), strings.Clone(k.app), strings.Clone(k.device)
+			a = &playerAgg{}
+			groups[k] = a
+		}
+		a.events++
+		switch valueOf(typ, i) {
+		case "play":
+			a.plays++
+		case "firstframe":
+			a.firstFrames++
+			if ttff.IsValid(i) {
+				v := ttff.Value(i)
+				a.ttffSum += v
+				a.ttffCount++
+				a.startTime.observe(v)
+			}
+		case "error":
+			a.errors++
+		case "stop":
+			a.stops++
+		case "stream":
+			a.streams++
+		case "buffer":
+			switch valueOf(bufType, i) {
+			case "screenfreezedbuffer", "rebuffer":
+				a.stalls++
+				if bufMs.IsValid(i) {
+					a.stallMs += bufMs.Value(i)
+				}
+			case "firstbuffer":
+				a.startupBuffers++
+				if bufMs.IsValid(i) {
+					a.startupBufferMs += bufMs.Value(i)
+				}
+			}
+		case "step":
+			// A step from 0 is the player's first choice of rendition, not
+			// a switch.
+			if bitrateFrom.IsValid(i) && bitrateFrom.Value(i) == 0 {
+				break
+			}
+			switch valueOf(direction, i) {
+			case "up":
+				a.switchesUp++
+			case "down":
+				a.switchesDown++
+			}
+		}
+		if bitrate.IsValid(i) {
+			a.bitrateSum += bitrate.Value(i)
+			a.bitrateCount++
+		}
+	}
+}
+
+func sortedPlayerKeys(groups map[playerKey]*playerAgg) []playerKey {
+	return slices.SortedFunc(maps.Keys(groups), func(a, b playerKey) int {
+		return cmp.Or(cmp.Compare(a.window, b.window), cmp.Compare(a.video, b.video), cmp.Compare(a.conn, b.conn),
+			cmp.Compare(a.country, b.country), cmp.Compare(a.isp, b.isp), cmp.Compare(a.app, b.app),
+			cmp.Compare(a.device, b.device))
+	})
+}
+
+func appendPlayerMinute(out *lake.Rows, k playerKey, a *playerAgg) {
+	out.Time("window_start", time.UnixMicro(k.window).UTC())
+	out.NullableString("video_id", k.video)
+	out.NullableString("connection_type", k.conn)
+	out.NullableString("country", k.country)
+	out.NullableString("isp", k.isp)
+	out.NullableString("app_type", k.app)
+	out.NullableString("device_type", k.device)
+	out.Int64("events", a.events)
+	out.Int64("play_attempts", a.plays)
+	out.Int64("first_frames", a.firstFrames)
+	out.Int64("errors", a.errors)
+	out.Int64("stops", a.stops)
+	out.Int64("stream_events", a.streams)
+	out.OptFloat64("time_to_first_frame_ms_sum", &a.ttffSum)
+	out.Int64("time_to_first_frame_ms_count", a.ttffCount)
+	out.Int64("stall_count", a.stalls)
+	out.OptFloat64("stall_ms_sum", &a.stallMs)
+	out.Int64("startup_buffers", a.startupBuffers)
+	out.OptFloat64("startup_buffer_ms_sum", &a.startupBufferMs)
+	out.Int64("bitrate_bps_sum", a.bitrateSum)
+	out.Int64("bitrate_bps_count", a.bitrateCount)
+	out.Int64("switches_up", a.switchesUp)
+	out.Int64("switches_down", a.switchesDown)
+	for i, c := range StartTimeBucketColumns {
+		out.Int64(c, a.startTime[i])
+	}
+}
+
+// StartTimeQuantile estimates the q-quantile (0 <= q <= 1) of video start
+// time, ms, from the start_time_le_* buckets (one per StartTimeBounds entry
+// followed by +inf, summed over any number of rows first), exactly as
+// Quantile does for the latency buckets: linear inside the bucket the rank
+// falls in, 0 as the first bucket's lower bound, the highest finite bound
+// for a rank in the +inf bucket, NaN for an empty histogram, a q outside
+// [0, 1] or a bucket count that does not match StartTimeBounds.
+func StartTimeQuantile(buckets []int64, q float64) float64 {
+	if len(buckets) != len(StartTimeBounds)+1 || q < 0 || q > 1 || math.IsNaN(q) {
+		return math.NaN()
+	}
+	total := buckets[len(buckets)-1]
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := q * float64(total)
+	var lower float64
+	var below int64
+	for i, bound := range StartTimeBounds {
+		n := buckets[i]
+		if float64(n) >= rank && n > below {
+			return lower + (bound-lower)*(rank-float64(below))/float64(n-below)
+		}
+		lower, below = bound, max(below, n)
+	}
+	return StartTimeBounds[len(StartTimeBounds)-1]
+}
