@@ -297,8 +297,9 @@ func TestTwoPipelinesShareTheSourcesExactlyOnce(t *testing.T) {
 	}
 }
 
-// checkGoldMatchesSilver asserts gold.cdn_minute counts every silver CDN
-// request once: its requests and bytes add up to silver's.
+// checkGoldMatchesSilver asserts gold counts every silver row once:
+// gold.cdn_minute's requests and bytes and gold.player_minute's events add
+// up to silver's.
 func (s *stack) checkGoldMatchesSilver() {
 	s.t.Helper()
 	var silverBytes, goldRequests, goldBytes int64
@@ -320,5 +321,16 @@ func (s *stack) checkGoldMatchesSilver() {
 	if goldRequests != int64(len(rows)) || goldBytes != silverBytes {
 		s.t.Errorf("gold.cdn_minute counts %d requests and %d bytes; silver holds %d requests and %d bytes",
 			goldRequests, goldBytes, len(rows), silverBytes)
+	}
+	var goldEvents int64
+	for _, v := range s.keys("gold.player_minute", "events") {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.t.Fatalf("gold events %q: %v", v, err)
+		}
+		goldEvents += n
+	}
+	if events := len(s.keys("silver.player_events", "event_id")); goldEvents != int64(events) {
+		s.t.Errorf("gold.player_minute counts %d events; silver holds %d", goldEvents, events)
 	}
 }

@@ -69,27 +69,38 @@ func (m *Main) SilverStages(tables map[string]*lake.Table, t *silver.Transformer
 	}
 }
 
-// GoldStages returns the gold stages over the tables.
-func (m *Main) GoldStages(tables map[string]*lake.Table) []*gold.CDNStage {
-	return []*gold.CDNStage{{
-		Silver: tables[silver.CDNLogsTable.FullName()], Gold: tables[gold.CDNMinuteTable.FullName()],
-		Logger: m.Logger.With("stage", "gold.cdn_minute"),
-	}}
+// goldStage is what the refine loop needs of a gold stage.
+type goldStage interface {
+	Drain(ctx context.Context) error
+}
+
+// GoldStages returns the gold stages over the tables, by gold table name.
+func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
+	return map[string]goldStage{
+		gold.CDNMinuteTable.FullName(): &gold.CDNStage{
+			Silver: tables[silver.CDNLogsTable.FullName()], Gold: tables[gold.CDNMinuteTable.FullName()],
+			Logger: m.Logger.With("stage", "gold.cdn_minute"),
+		},
+		gold.PlayerMinuteTable.FullName(): &gold.PlayerStage{
+			Silver: tables[silver.PlayerEventsTable.FullName()], Gold: tables[gold.PlayerMinuteTable.FullName()],
+			Logger: m.Logger.With("stage", "gold.player_minute"),
+		},
+	}
 }
 
 // refine carries what bronze committed through silver and then gold, each
 // stage to the end of its upstream. A stage that fails is logged and the
 // others go on: its checkpoint makes the next pass pick up where it was.
-func (m *Main) refine(ctx context.Context, stages []*silver.Stage, golds []*gold.CDNStage) error {
+func (m *Main) refine(ctx context.Context, stages []*silver.Stage, golds map[string]goldStage) error {
 	var errs []error
 	for _, s := range stages {
 		if err := s.Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Silver.Name(), err))
 		}
 	}
-	for _, g := range golds {
+	for name, g := range golds {
 		if err := g.Drain(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", g.Gold.Name(), err))
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	}
 	return errors.Join(errs...)
@@ -98,7 +109,7 @@ func (m *Main) refine(ctx context.Context, stages []*silver.Stage, golds []*gold
 // runSilver moves new bronze rows to silver, and silver's to gold, every
 // --silver-every until ctx ends. A failed pass is logged and retried at the
 // next tick: the checkpoints make that safe.
-func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage, golds []*gold.CDNStage) {
+func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage, golds map[string]goldStage) {
 	t := time.NewTicker(m.Config.SilverEvery)
 	defer t.Stop()
 	for {
