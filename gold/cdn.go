@@ -3,8 +3,6 @@ package gold
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
@@ -49,155 +47,28 @@ type CDNStage struct {
 var cdnFields = []string{"log_time", "edge_location", "pop", "edge_result_type", "country", "isp",
 	"sc_bytes", "status", "time_taken_ms", "ttfb_ms", "cache_hit", "error"}
 
-// cdnPlan is one increment made ready to commit: the windows it touched,
-// their recomputed rows, and the upstream position move.
-type cdnPlan struct {
-	// id names the commit; a retry of the same plan is recognised by it.
-	id      string
-	windows []time.Time
-	groups  map[cdnKey]*cdnAgg
-	advance lake.Position
-	rows    int64 // silver rows in the increment
+// stage is the shared minute stage over this table's rollup.
+func (s *CDNStage) stage() *minuteStage[cdnKey, cdnAgg] {
+	return &minuteStage[cdnKey, cdnAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, logger: s.Logger, r: rollup[cdnKey, cdnAgg]{
+		timeColumn: "log_time", fields: cdnFields,
+		aggregate: aggregate, sortedKeys: sortedKeys, appendRow: appendCDNMinute,
+	}}
 }
 
 // RunOnce brings gold one increment (at most MaxRows silver rows) further
 // and returns how many silver rows that increment held; lake.ErrNoChange
 // when silver has nothing new.
-func (s *CDNStage) RunOnce(ctx context.Context) (int, error) {
-	for attempt := 1; ; attempt++ {
-		p, err := s.plan(ctx)
-		if err != nil {
-			return 0, err
-		}
-		err = s.commit(ctx, p)
-		if errors.Is(err, lake.ErrCheckpointMoved) && attempt < maxMovedRetries {
-			// Another process committed from the same position: what we
-			// computed may be stale, start over from where it got to.
-			s.logger().Info("gold upstream position moved by another writer; starting over",
-				"table", s.Gold.Name(), "attempt", attempt)
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return int(p.rows), nil
-	}
-}
+func (s *CDNStage) RunOnce(ctx context.Context) (int, error) { return s.stage().runOnce(ctx) }
 
 // Drain runs until silver has nothing new for gold.
-func (s *CDNStage) Drain(ctx context.Context) error {
-	for {
-		_, err := s.RunOnce(ctx)
-		if errors.Is(err, lake.ErrNoChange) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+func (s *CDNStage) Drain(ctx context.Context) error { return s.stage().drain(ctx) }
+
+func (s *CDNStage) plan(ctx context.Context) (minutePlan[cdnKey, cdnAgg], error) {
+	return s.stage().plan(ctx)
 }
 
-func (s *CDNStage) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Logger
-}
-
-// plan reads the next silver increment and recomputes the windows it
-// touches, as of the silver snapshot the increment ends at. It writes
-// nothing: a crash after it loses only work.
-func (s *CDNStage) plan(ctx context.Context) (cdnPlan, error) {
-	if _, err := s.Gold.Refresh(ctx); err != nil {
-		return cdnPlan{}, err
-	}
-	if _, err := s.Silver.Refresh(ctx); err != nil {
-		return cdnPlan{}, err
-	}
-	cp, err := s.Gold.Checkpoint()
-	if err != nil {
-		return cdnPlan{}, err
-	}
-	key := lake.UpstreamKey(s.Silver.Name())
-	from, err := lake.ParseSnapshotPos(cp[key])
-	if err != nil {
-		return cdnPlan{}, err
-	}
-	maxRows := s.MaxRows
-	if maxRows <= 0 {
-		maxRows = 100_000
-	}
-	touched := map[int64]bool{}
-	inc, err := s.Silver.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{"log_time"}},
-		func(r arrow.RecordBatch) error {
-			ts := column[*array.Timestamp](r, "log_time")
-			for i := range ts.Len() {
-				touched[windowOf(int64(ts.Value(i)))] = true
-			}
-			return nil
-		})
-	if errors.Is(err, lake.ErrNoChange) {
-		return cdnPlan{}, err
-	}
-	if err != nil {
-		return cdnPlan{}, fmt.Errorf("%s from %s: %w", s.Gold.Name(), s.Silver.Name(), err)
-	}
-	p := cdnPlan{
-		// The id is the position move itself: the same increment planned
-		// twice (a retry, another process) is one batch.
-		id:      fmt.Sprintf("%s:%s->%s", key, from, inc.To),
-		advance: lake.Position{Key: key, From: cp[key], To: inc.To.String()},
-		groups:  map[cdnKey]*cdnAgg{},
-		rows:    inc.Rows,
-	}
-	for _, w := range slices.Sorted(maps.Keys(touched)) {
-		p.windows = append(p.windows, time.UnixMicro(w).UTC())
-	}
-	if len(p.windows) == 0 {
-		return p, nil
-	}
-	// Every row of the touched windows, as of the snapshot the increment
-	// ended at: the recomputation and the position recorded with it agree.
-	err = s.Silver.Scan(ctx, lake.ScanOptions{Filter: windowsFilter("log_time", p.windows), Fields: cdnFields, Snapshot: inc.To},
-		func(r arrow.RecordBatch) error {
-			aggregate(p.groups, touched, r)
-			return nil
-		})
-	if err != nil {
-		return cdnPlan{}, fmt.Errorf("recompute %d windows of %s: %w", len(p.windows), s.Gold.Name(), err)
-	}
-	return p, nil
-}
-
-// commit replaces the plan's windows in gold and advances the upstream
-// position, in one snapshot.
-func (s *CDNStage) commit(ctx context.Context, p cdnPlan) error {
-	b := lake.Batch{ID: p.id, Advance: []lake.Position{p.advance}}
-	if len(p.windows) == 0 {
-		// Silver's snapshots added no rows (maintenance): only move on.
-		if _, err := s.Gold.Commit(ctx, b); err != nil {
-			return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
-		}
-		return nil
-	}
-	out, err := s.Gold.NewRows()
-	if err != nil {
-		return err
-	}
-	defer out.Release()
-	for _, k := range sortedKeys(p.groups) {
-		appendCDNMinute(out, k, p.groups[k])
-	}
-	rec := out.Batch()
-	defer rec.Release()
-	b.Records = []arrow.RecordBatch{rec}
-	c, err := s.Gold.Replace(ctx, lake.ReplaceBatch{Batch: b, Delete: lake.TimesIn("window_start", p.windows)})
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
-	}
-	s.logger().Debug("gold committed", "table", s.Gold.Name(), "windows", len(p.windows),
-		"rows", rec.NumRows(), "silver_rows", p.rows, "already_landed", c.AlreadyLanded)
-	return nil
+func (s *CDNStage) commit(ctx context.Context, p minutePlan[cdnKey, cdnAgg]) error {
+	return s.stage().commit(ctx, p)
 }
 
 // windowOf is the start of the window holding t (Unix microseconds).

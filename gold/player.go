@@ -3,11 +3,9 @@ package gold
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -142,149 +140,28 @@ var playerFields = []string{"event_type", "event_time", "video_id", "connection_
 	"app_type", "device_type", "time_to_first_frame_ms", "buffer_type", "buffer_duration_ms",
 	"bitrate_bps", "bitrate_from_bps", "direction"}
 
-// playerPlan is one increment made ready to commit, as cdnPlan.
-type playerPlan struct {
-	id      string
-	windows []time.Time
-	groups  map[playerKey]*playerAgg
-	advance lake.Position
-	rows    int64
+// stage is the shared minute stage over this table's rollup.
+func (s *PlayerStage) stage() *minuteStage[playerKey, playerAgg] {
+	return &minuteStage[playerKey, playerAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, logger: s.Logger, r: rollup[playerKey, playerAgg]{
+		timeColumn: "event_time", fields: playerFields,
+		aggregate: aggregatePlayer, sortedKeys: sortedPlayerKeys, appendRow: appendPlayerMinute,
+	}}
 }
 
 // RunOnce brings gold one increment (at most MaxRows silver rows) further
 // and returns how many silver rows that increment held; lake.ErrNoChange
 // when silver has nothing new.
-func (s *PlayerStage) RunOnce(ctx context.Context) (int, error) {
-	for attempt := 1; ; attempt++ {
-		p, err := s.plan(ctx)
-		if err != nil {
-			return 0, err
-		}
-		err = s.commit(ctx, p)
-		if errors.Is(err, lake.ErrCheckpointMoved) && attempt < maxMovedRetries {
-			s.logger().Info("gold upstream position moved by another writer; starting over",
-				"table", s.Gold.Name(), "attempt", attempt)
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return int(p.rows), nil
-	}
-}
+func (s *PlayerStage) RunOnce(ctx context.Context) (int, error) { return s.stage().runOnce(ctx) }
 
 // Drain runs until silver has nothing new for gold.
-func (s *PlayerStage) Drain(ctx context.Context) error {
-	for {
-		_, err := s.RunOnce(ctx)
-		if errors.Is(err, lake.ErrNoChange) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+func (s *PlayerStage) Drain(ctx context.Context) error { return s.stage().drain(ctx) }
+
+func (s *PlayerStage) plan(ctx context.Context) (minutePlan[playerKey, playerAgg], error) {
+	return s.stage().plan(ctx)
 }
 
-func (s *PlayerStage) logger() *slog.Logger {
-	if s.Logger == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return s.Logger
-}
-
-// plan reads the next silver increment and recomputes the windows it
-// touches, as of the silver snapshot the increment ends at. It writes
-// nothing.
-func (s *PlayerStage) plan(ctx context.Context) (playerPlan, error) {
-	if _, err := s.Gold.Refresh(ctx); err != nil {
-		return playerPlan{}, err
-	}
-	if _, err := s.Silver.Refresh(ctx); err != nil {
-		return playerPlan{}, err
-	}
-	cp, err := s.Gold.Checkpoint()
-	if err != nil {
-		return playerPlan{}, err
-	}
-	key := lake.UpstreamKey(s.Silver.Name())
-	from, err := lake.ParseSnapshotPos(cp[key])
-	if err != nil {
-		return playerPlan{}, err
-	}
-	maxRows := s.MaxRows
-	if maxRows <= 0 {
-		maxRows = 100_000
-	}
-	touched := map[int64]bool{}
-	inc, err := s.Silver.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{"event_time"}},
-		func(r arrow.RecordBatch) error {
-			ts := column[*array.Timestamp](r, "event_time")
-			for i := range ts.Len() {
-				touched[windowOf(int64(ts.Value(i)))] = true
-			}
-			return nil
-		})
-	if errors.Is(err, lake.ErrNoChange) {
-		return playerPlan{}, err
-	}
-	if err != nil {
-		return playerPlan{}, fmt.Errorf("%s from %s: %w", s.Gold.Name(), s.Silver.Name(), err)
-	}
-	p := playerPlan{
-		// The id is the position move itself: the same increment planned
-		// twice (a retry, another process) is one batch.
-		id:      fmt.Sprintf("%s:%s->%s", key, from, inc.To),
-		advance: lake.Position{Key: key, From: cp[key], To: inc.To.String()},
-		groups:  map[playerKey]*playerAgg{},
-		rows:    inc.Rows,
-	}
-	for _, w := range slices.Sorted(maps.Keys(touched)) {
-		p.windows = append(p.windows, time.UnixMicro(w).UTC())
-	}
-	if len(p.windows) == 0 {
-		return p, nil
-	}
-	err = s.Silver.Scan(ctx, lake.ScanOptions{Filter: windowsFilter("event_time", p.windows), Fields: playerFields, Snapshot: inc.To},
-		func(r arrow.RecordBatch) error {
-			aggregatePlayer(p.groups, touched, r)
-			return nil
-		})
-	if err != nil {
-		return playerPlan{}, fmt.Errorf("recompute %d windows of %s: %w", len(p.windows), s.Gold.Name(), err)
-	}
-	return p, nil
-}
-
-// commit replaces the plan's windows in gold and advances the upstream
-// position, in one snapshot.
-func (s *PlayerStage) commit(ctx context.Context, p playerPlan) error {
-	b := lake.Batch{ID: p.id, Advance: []lake.Position{p.advance}}
-	if len(p.windows) == 0 {
-		// Silver's snapshots added no rows (maintenance): only move on.
-		if _, err := s.Gold.Commit(ctx, b); err != nil {
-			return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
-		}
-		return nil
-	}
-	out, err := s.Gold.NewRows()
-	if err != nil {
-		return err
-	}
-	defer out.Release()
-	for _, k := range sortedPlayerKeys(p.groups) {
-		appendPlayerMinute(out, k, p.groups[k])
-	}
-	rec := out.Batch()
-	defer rec.Release()
-	b.Records = []arrow.RecordBatch{rec}
-	c, err := s.Gold.Replace(ctx, lake.ReplaceBatch{Batch: b, Delete: lake.TimesIn("window_start", p.windows)})
-	if err != nil {
-		return fmt.Errorf("commit %s: %w", s.Gold.Name(), err)
-	}
-	s.logger().Debug("gold committed", "table", s.Gold.Name(), "windows", len(p.windows),
-		"rows", rec.NumRows(), "silver_rows", p.rows, "already_landed", c.AlreadyLanded)
-	return nil
+func (s *PlayerStage) commit(ctx context.Context, p minutePlan[playerKey, playerAgg]) error {
+	return s.stage().commit(ctx, p)
 }
 
 // playerKey is one gold.player_minute row's window and dimensions.
@@ -447,22 +324,5 @@ func appendPlayerMinute(out *lake.Rows, k playerKey, a *playerAgg) {
 // for a rank in the +inf bucket, NaN for an empty histogram, a q outside
 // [0, 1] or a bucket count that does not match StartTimeBounds.
 func StartTimeQuantile(buckets []int64, q float64) float64 {
-	if len(buckets) != len(StartTimeBounds)+1 || q < 0 || q > 1 || math.IsNaN(q) {
-		return math.NaN()
-	}
-	total := buckets[len(buckets)-1]
-	if total <= 0 {
-		return math.NaN()
-	}
-	rank := q * float64(total)
-	var lower float64
-	var below int64
-	for i, bound := range StartTimeBounds {
-		n := buckets[i]
-		if float64(n) >= rank && n > below {
-			return lower + (bound-lower)*(rank-float64(below))/float64(n-below)
-		}
-		lower, below = bound, max(below, n)
-	}
-	return StartTimeBounds[len(StartTimeBounds)-1]
+	return quantileOf(StartTimeBounds[:], buckets, q)
 }

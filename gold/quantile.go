@@ -12,7 +12,13 @@ import "math"
 // histogram, a q outside [0, 1] or a bucket count that does not match
 // LatencyBounds.
 func Quantile(buckets []int64, q float64) float64 {
-	if len(buckets) != len(LatencyBounds)+1 || q < 0 || q > 1 || math.IsNaN(q) {
+	return quantileOf(LatencyBounds[:], buckets, q)
+}
+
+// quantileOf is Quantile over any ascending finite bounds: buckets holds one
+// cumulative count per bound followed by the +inf bucket.
+func quantileOf(bounds []float64, buckets []int64, q float64) float64 {
+	if len(buckets) != len(bounds)+1 || q < 0 || q > 1 || math.IsNaN(q) {
 		return math.NaN()
 	}
 	total := buckets[len(buckets)-1]
@@ -22,12 +28,12 @@ func Quantile(buckets []int64, q float64) float64 {
 	rank := q * float64(total)
 	var lower float64
 	var below int64
-	for i, bound := range LatencyBounds {
+	for i, bound := range bounds {
 		n := buckets[i]
 		if float64(n) >= rank && n > below {
 			return lower + (bound-lower)*(rank-float64(below))/float64(n-below)
 		}
 		lower, below = bound, max(below, n)
 	}
-	return LatencyBounds[len(LatencyBounds)-1]
+	return bounds[len(bounds)-1]
 }
