@@ -20,8 +20,8 @@ import (
 	"github.com/qoslake/qoslake/lake"
 )
 
-// cdnTables opens a local lake with the tables CDNLogs writes.
-func cdnTables(t *testing.T) (logs, rejects *lake.Table) {
+// bronzeTables opens a local lake with the given tables.
+func bronzeTables(t *testing.T, defs ...lake.TableDef) []*lake.Table {
 	t.Helper()
 	dir := t.TempDir()
 	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
@@ -29,13 +29,20 @@ func cdnTables(t *testing.T) (logs, rejects *lake.Table) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	if logs, err = l.Ensure(t.Context(), CDNLogsTable); err != nil {
-		t.Fatal(err)
+	out := make([]*lake.Table, len(defs))
+	for i, d := range defs {
+		if out[i], err = l.Ensure(t.Context(), d); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if rejects, err = l.Ensure(t.Context(), RejectsTable); err != nil {
-		t.Fatal(err)
-	}
-	return logs, rejects
+	return out
+}
+
+// cdnTables opens a local lake with the tables CDNLogs writes.
+func cdnTables(t *testing.T) (logs, rejects *lake.Table) {
+	t.Helper()
+	ts := bronzeTables(t, CDNLogsTable, RejectsTable)
+	return ts[0], ts[1]
 }
 
 // createdEvent names the object b/k.log (ETag e).

@@ -3,7 +3,6 @@ package bronze
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,19 +12,8 @@ import (
 
 func playerTables(t *testing.T) (events, rejects *lake.Table) {
 	t.Helper()
-	dir := t.TempDir()
-	l, err := lake.Open(t.Context(), lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	if events, err = l.Ensure(t.Context(), PlayerEventsTable); err != nil {
-		t.Fatal(err)
-	}
-	if rejects, err = l.Ensure(t.Context(), RejectsTable); err != nil {
-		t.Fatal(err)
-	}
-	return events, rejects
+	ts := bronzeTables(t, PlayerEventsTable, RejectsTable)
+	return ts[0], ts[1]
 }
 
 func kinesisBatch(shard string, first, n int, bad int) kinesis.Batch {

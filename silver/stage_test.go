@@ -52,31 +52,8 @@ var seq int
 
 func commitBronze(t *testing.T, p pipeline, payloads ...string) {
 	t.Helper()
-	r, err := p.bronze.NewRows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Release()
 	now := time.Now().UTC()
-	for _, pl := range payloads {
-		seq++
-		r.String("event_type", "play")
-		r.Time("event_time", now)
-		r.String("stream", "s")
-		r.String("shard_id", "shard-0")
-		r.String("sequence_number", fmt.Sprint(seq))
-		r.Int32("sub_sequence", 0)
-		r.Int32("event_index", 0)
-		r.NullableString("partition_key", "")
-		r.Time("arrival_time", now)
-		r.Time("ingest_time", now)
-		r.String("payload", pl)
-	}
-	rec := r.Batch()
-	defer rec.Release()
-	if _, err := p.bronze.Commit(context.Background(), lake.Batch{Records: []arrow.RecordBatch{rec}}); err != nil {
-		t.Fatal(err)
-	}
+	commitBronzeAt(t, p, now, now, payloads...)
 }
 
 func silverIDs(t *testing.T, p pipeline) []string {

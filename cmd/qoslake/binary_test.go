@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,4 +43,21 @@ func builtBinary(t *testing.T) string {
 		t.Fatalf("make build: %v\n%s", binary.err, binary.out)
 	}
 	return binary.path
+}
+
+// startBinary starts the real binary with the stack's settings; its
+// standard error is collected in the returned buffer.
+func (s *stack) startBinary(bin string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	s.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	for k, v := range s.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	return cmd, &stderr
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,16 +234,7 @@ func TestKilledProcessLosesAndDuplicatesNothing(t *testing.T) {
 		events += sum.EventsTotal
 		lines += sum.LogLines
 		for range 3 {
-			cmd := exec.Command(bin, "run", "--http-addr", "127.0.0.1:0", "--batch-max-age", "50ms")
-			cmd.Env = os.Environ()
-			for k, v := range s.env {
-				cmd.Env = append(cmd.Env, k+"="+v)
-			}
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			cmd, stderr := s.startBinary(bin, "run", "--http-addr", "127.0.0.1:0", "--batch-max-age", "50ms")
 			time.Sleep(time.Duration(200+rng.IntN(2500)) * time.Millisecond)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			_ = cmd.Wait()

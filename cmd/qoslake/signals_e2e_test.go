@@ -1,10 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -36,16 +33,7 @@ func TestSignalsMidLargeObjectAndMidSilverLoseNothing(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(seed), 3))
 	t.Logf("random seed %d", seed)
 	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL, syscall.SIGTERM, syscall.SIGKILL} {
-		cmd := exec.Command(bin, "run", "--http-addr", "127.0.0.1:0")
-		cmd.Env = os.Environ()
-		for k, v := range s.env {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, stderr := s.startBinary(bin, "run", "--http-addr", "127.0.0.1:0")
 		time.Sleep(time.Duration(800+rng.IntN(1500)) * time.Millisecond)
 		_ = cmd.Process.Signal(sig)
 		err := cmd.Wait()
