@@ -40,7 +40,10 @@ type CDNStage struct {
 	// MaxRows bounds the silver rows of one increment (default 100,000);
 	// the recomputation reads every row of the minutes those rows touch.
 	MaxRows int64
-	Logger  *slog.Logger
+	// Limits bound each dimension's values per minute (default
+	// DimensionLimits); the rest fold into Other.
+	Limits map[string]int
+	Logger *slog.Logger
 }
 
 // cdnFields are the silver.cdn_logs columns the aggregation reads.
@@ -49,9 +52,9 @@ var cdnFields = []string{"log_time", "edge_location", "pop", "edge_result_type",
 
 // stage is the shared minute stage over this table's rollup.
 func (s *CDNStage) stage() *minuteStage[cdnKey, cdnAgg] {
-	return &minuteStage[cdnKey, cdnAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, logger: s.Logger, r: rollup[cdnKey, cdnAgg]{
+	return &minuteStage[cdnKey, cdnAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, r: rollup[cdnKey, cdnAgg]{
 		timeColumn: "log_time", fields: cdnFields,
-		aggregate: aggregate, sortedKeys: sortedKeys, appendRow: appendCDNMinute,
+		aggregate: aggregate, sortedKeys: sortedKeys, appendRow: appendCDNMinute, fold: foldCDN,
 	}}
 }
 
@@ -119,6 +122,40 @@ type cdnAgg struct {
 	timeTakenSum, ttfbSum           float64
 	timeTakenCount, ttfbCount       int64
 	timeTakenBuckets, ttfbBuckets   histogram
+}
+
+// add adds b's counts and sums to a.
+func (a *cdnAgg) add(b *cdnAgg) {
+	a.requests += b.requests
+	a.bytes += b.bytes
+	a.hits += b.hits
+	a.errors += b.errors
+	a.status4xx += b.status4xx
+	a.status5xx += b.status5xx
+	a.status000 += b.status000
+	a.timeTakenSum += b.timeTakenSum
+	a.ttfbSum += b.ttfbSum
+	a.timeTakenCount += b.timeTakenCount
+	a.ttfbCount += b.ttfbCount
+	for i := range a.timeTakenBuckets {
+		a.timeTakenBuckets[i] += b.timeTakenBuckets[i]
+		a.ttfbBuckets[i] += b.ttfbBuckets[i]
+	}
+}
+
+// cdnFoldDims are the dimensions of gold.cdn_minute whose long tail folds
+// into Other; edge_result_type is a short fixed list.
+var cdnFoldDims = []foldDim[cdnKey]{
+	{"edge_location", func(k *cdnKey) *string { return &k.edge }},
+	{"pop", func(k *cdnKey) *string { return &k.pop }},
+	{"country", func(k *cdnKey) *string { return &k.country }},
+	{"isp", func(k *cdnKey) *string { return &k.isp }},
+}
+
+// foldCDN folds each window's long tails by requests.
+func foldCDN(groups map[cdnKey]*cdnAgg, limits map[string]int) map[cdnKey]*cdnAgg {
+	return foldTails(groups, cdnFoldDims, limits, func(k cdnKey) int64 { return k.window },
+		func(a *cdnAgg) int64 { return a.requests }, (*cdnAgg).add)
 }
 
 // histogram is a cumulative latency histogram: one count per LatencyBounds

@@ -24,6 +24,9 @@ type rollup[K comparable, A any] struct {
 	aggregate  func(groups map[K]*A, touched map[int64]bool, r arrow.RecordBatch)
 	sortedKeys func(groups map[K]*A) []K
 	appendRow  func(out *lake.Rows, k K, a *A)
+	// fold folds each window's long tails into Other (fold.go); nil keeps
+	// every value.
+	fold func(groups map[K]*A, limits map[string]int) map[K]*A
 }
 
 // minuteStage keeps a gold minute table up to date with its silver table:
@@ -34,6 +37,7 @@ type rollup[K comparable, A any] struct {
 type minuteStage[K comparable, A any] struct {
 	silver, gold *lake.Table
 	maxRows      int64
+	limits       map[string]int // nil: DimensionLimits
 	logger       *slog.Logger
 	r            rollup[K, A]
 }
@@ -47,6 +51,13 @@ type minutePlan[K comparable, A any] struct {
 	groups  map[K]*A
 	advance lake.Position
 	rows    int64 // silver rows in the increment
+}
+
+func (s *minuteStage[K, A]) dimensionLimits() map[string]int {
+	if s.limits == nil {
+		return DimensionLimits
+	}
+	return s.limits
 }
 
 func (s *minuteStage[K, A]) log() *slog.Logger {
@@ -155,6 +166,9 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 		})
 	if err != nil {
 		return none, fmt.Errorf("recompute %d windows of %s: %w", len(p.windows), s.gold.Name(), err)
+	}
+	if s.r.fold != nil {
+		p.groups = s.r.fold(p.groups, s.dimensionLimits())
 	}
 	return p, nil
 }

@@ -53,14 +53,16 @@ func startTimeBucketDocs() []lake.Column {
 }
 
 // PlayerDimensions are the grouping columns of gold.player_minute besides
-// window_start. The reference SDK sends no app or device fields, so
-// app_type and device_type are null for its events; a null and an empty
-// value are the same group and are stored as null.
-var PlayerDimensions = []string{"video_id", "connection_type", "country", "isp", "app_type", "device_type"}
+// window_start. The reference SDK sends no app or device fields, so the
+// app and device columns are null for its events (gold.sessions takes them
+// from the CDN requests' user agent instead). Each minute keeps at most
+// DimensionLimits values of a dimension and folds the rest into Other; a
+// null and an empty value are the same group and are stored as null.
+var PlayerDimensions = []string{"video_id", "connection_type", "country", "isp", "app_type", "app_version", "device_type", "os", "browser"}
 
 // PlayerMinuteTable is gold.player_minute: player events aggregated per
 // minute of event time and per (video_id, connection_type, country, isp,
-// app_type, device_type). Only mergeable values are stored; the CTA-2066
+// app_type, app_version, device_type, os, browser). Only mergeable values are stored; the CTA-2066
 // metrics derive from them at any grain by summing first:
 //
 //   - video start time (CTA-2066: from the play request to the first frame;
@@ -83,7 +85,7 @@ var PlayerDimensions = []string{"video_id", "connection_type", "country", "isp",
 var PlayerMinuteTable = lake.TableDef{
 	Namespace: Namespace,
 	Name:      "player_minute",
-	Doc: "Player events per minute of event time and video, connection type, country, ISP, app type and device type: " +
+	Doc: "Player events per minute of event time and video, connection type, country, ISP, app type and version, device type, OS and browser: " +
 		"mergeable counts, sums and a cumulative video start time histogram (CTA-2066; sum rows first, then divide or take quantiles). " +
 		"Rebuffering ratio (stall time / watch time), video start failure, exit before video start and playback failure " +
 		"are session metrics derived later from sessions, not from these rows; watch time is not stored (stream_events is a heartbeat proxy).",
@@ -94,7 +96,10 @@ var PlayerMinuteTable = lake.TableDef{
 		{Name: "country", Type: str, Doc: "ISO 3166-1 alpha-2 country of the client (silver geo lookup of the client address)"},
 		{Name: "isp", Type: str, Doc: "ISP or AS organisation of the client (silver lookup of the client address)"},
 		{Name: "app_type", Type: str, Doc: "app or platform; null for the reference SDK, which sends none"},
+		{Name: "app_version", Type: str, Doc: "app version; null for the reference SDK, which sends none"},
 		{Name: "device_type", Type: str, Doc: "device type; null for the reference SDK, which sends none"},
+		{Name: "os", Type: str, Doc: "operating system the player reports; null for the reference SDK, which sends none"},
+		{Name: "browser", Type: str, Doc: "browser the player reports; null for the reference SDK, which sends none"},
 		{Name: "events", Type: i64, Required: true, Doc: "player events of every type in the group"},
 		{Name: "play_attempts", Type: i64, Required: true, Doc: "PLAY events: play requests, the denominator of start and error ratios (CTA-2066 video start attempts)"},
 		{Name: "first_frames", Type: i64, Required: true, Doc: "FIRSTFRAME events: starts that reached the first frame"},
@@ -132,19 +137,22 @@ type PlayerStage struct {
 	// MaxRows bounds the silver rows of one increment (default 100,000);
 	// the recomputation reads every row of the minutes those rows touch.
 	MaxRows int64
-	Logger  *slog.Logger
+	// Limits bound each dimension's values per minute (default
+	// DimensionLimits); the rest fold into Other.
+	Limits map[string]int
+	Logger *slog.Logger
 }
 
 // playerFields are the silver.player_events columns the aggregation reads.
 var playerFields = []string{"event_type", "event_time", "video_id", "connection_type", "country", "isp",
-	"app_type", "device_type", "time_to_first_frame_ms", "buffer_type", "buffer_duration_ms",
+	"app_type", "app_version", "device_type", "os", "browser", "time_to_first_frame_ms", "buffer_type", "buffer_duration_ms",
 	"bitrate_bps", "bitrate_from_bps", "direction"}
 
 // stage is the shared minute stage over this table's rollup.
 func (s *PlayerStage) stage() *minuteStage[playerKey, playerAgg] {
-	return &minuteStage[playerKey, playerAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, logger: s.Logger, r: rollup[playerKey, playerAgg]{
+	return &minuteStage[playerKey, playerAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, r: rollup[playerKey, playerAgg]{
 		timeColumn: "event_time", fields: playerFields,
-		aggregate: aggregatePlayer, sortedKeys: sortedPlayerKeys, appendRow: appendPlayerMinute,
+		aggregate: aggregatePlayer, sortedKeys: sortedPlayerKeys, appendRow: appendPlayerMinute, fold: foldPlayer,
 	}}
 }
 
@@ -166,8 +174,10 @@ func (s *PlayerStage) commit(ctx context.Context, p minutePlan[playerKey, player
 
 // playerKey is one gold.player_minute row's window and dimensions.
 type playerKey struct {
-	window                                 int64 // Unix microseconds
-	video, conn, country, isp, app, device string
+	window                    int64 // Unix microseconds
+	video, conn, country, isp string
+	app, version, device, os  string
+	browser                   string
 }
 
 // playerAgg are one gold.player_minute row's values.
@@ -182,6 +192,49 @@ type playerAgg struct {
 	bitrateSum, bitrateCount                           int64
 	switchesUp, switchesDown                           int64
 	startTime                                          startTimeHistogram
+}
+
+// add adds b's counts and sums to a.
+func (a *playerAgg) add(b *playerAgg) {
+	a.events += b.events
+	a.plays += b.plays
+	a.firstFrames += b.firstFrames
+	a.errors += b.errors
+	a.stops += b.stops
+	a.streams += b.streams
+	a.ttffSum += b.ttffSum
+	a.ttffCount += b.ttffCount
+	a.stalls += b.stalls
+	a.stallMs += b.stallMs
+	a.startupBuffers += b.startupBuffers
+	a.startupBufferMs += b.startupBufferMs
+	a.bitrateSum += b.bitrateSum
+	a.bitrateCount += b.bitrateCount
+	a.switchesUp += b.switchesUp
+	a.switchesDown += b.switchesDown
+	for i := range a.startTime {
+		a.startTime[i] += b.startTime[i]
+	}
+}
+
+// playerFoldDims are the dimensions of gold.player_minute whose long tail
+// folds into Other.
+var playerFoldDims = []foldDim[playerKey]{
+	{"video_id", func(k *playerKey) *string { return &k.video }},
+	{"connection_type", func(k *playerKey) *string { return &k.conn }},
+	{"country", func(k *playerKey) *string { return &k.country }},
+	{"isp", func(k *playerKey) *string { return &k.isp }},
+	{"app_type", func(k *playerKey) *string { return &k.app }},
+	{"app_version", func(k *playerKey) *string { return &k.version }},
+	{"device_type", func(k *playerKey) *string { return &k.device }},
+	{"os", func(k *playerKey) *string { return &k.os }},
+	{"browser", func(k *playerKey) *string { return &k.browser }},
+}
+
+// foldPlayer folds each window's long tails by events.
+func foldPlayer(groups map[playerKey]*playerAgg, limits map[string]int) map[playerKey]*playerAgg {
+	return foldTails(groups, playerFoldDims, limits, func(k playerKey) int64 { return k.window },
+		func(a *playerAgg) int64 { return a.events }, (*playerAgg).add)
 }
 
 // startTimeHistogram is a cumulative video start time histogram: one count
@@ -205,7 +258,10 @@ func aggregatePlayer(groups map[playerKey]*playerAgg, touched map[int64]bool, r 
 	country := column[*array.String](r, "country")
 	isp := column[*array.String](r, "isp")
 	app := column[*array.String](r, "app_type")
+	version := column[*array.String](r, "app_version")
 	device := column[*array.String](r, "device_type")
+	osName := column[*array.String](r, "os")
+	browser := column[*array.String](r, "browser")
 	ttff := column[*array.Float64](r, "time_to_first_frame_ms")
 	bufType := column[*array.String](r, "buffer_type")
 	bufMs := column[*array.Float64](r, "buffer_duration_ms")
@@ -218,13 +274,15 @@ func aggregatePlayer(groups map[playerKey]*playerAgg, touched map[int64]bool, r 
 			continue
 		}
 		k := playerKey{window: w, video: valueOf(video, i), conn: valueOf(conn, i), country: valueOf(country, i),
-			isp: valueOf(isp, i), app: valueOf(app, i), device: valueOf(device, i)}
+			isp: valueOf(isp, i), app: valueOf(app, i), version: valueOf(version, i), device: valueOf(device, i),
+			os: valueOf(osName, i), browser: valueOf(browser, i)}
 		a := groups[k]
 		if a == nil {
 			// Arrow's strings point into the record's buffers, which are
 			// released after this call: the map keeps copies.
 			k.video, k.conn, k.country = strings.Clone(k.video), strings.Clone(k.conn), strings.Clone(k.country)
-			k.isp, k.app, k.device = strings.Clone(k.isp), strings.Clone(k.app), strings.Clone(k.device)
+			k.isp, k.app, k.version = strings.Clone(k.isp), strings.Clone(k.app), strings.Clone(k.version)
+			k.device, k.os, k.browser = strings.Clone(k.device), strings.Clone(k.os), strings.Clone(k.browser)
 			a = &playerAgg{}
 			groups[k] = a
 		}
@@ -283,7 +341,8 @@ func sortedPlayerKeys(groups map[playerKey]*playerAgg) []playerKey {
 	return slices.SortedFunc(maps.Keys(groups), func(a, b playerKey) int {
 		return cmp.Or(cmp.Compare(a.window, b.window), cmp.Compare(a.video, b.video), cmp.Compare(a.conn, b.conn),
 			cmp.Compare(a.country, b.country), cmp.Compare(a.isp, b.isp), cmp.Compare(a.app, b.app),
-			cmp.Compare(a.device, b.device))
+			cmp.Compare(a.version, b.version), cmp.Compare(a.device, b.device), cmp.Compare(a.os, b.os),
+			cmp.Compare(a.browser, b.browser))
 	})
 }
 
@@ -294,7 +353,10 @@ func appendPlayerMinute(out *lake.Rows, k playerKey, a *playerAgg) {
 	out.NullableString("country", k.country)
 	out.NullableString("isp", k.isp)
 	out.NullableString("app_type", k.app)
+	out.NullableString("app_version", k.version)
 	out.NullableString("device_type", k.device)
+	out.NullableString("os", k.os)
+	out.NullableString("browser", k.browser)
 	out.Int64("events", a.events)
 	out.Int64("play_attempts", a.plays)
 	out.Int64("first_frames", a.firstFrames)

@@ -64,6 +64,9 @@ func genPlayerRows(r *rand.Rand, types []string, n int, minutes ...time.Time) []
 	isps := []string{"Deutsche Telekom", "BT", ""}
 	apps := []string{"", "", "", "web", "ios"}
 	devices := []string{"", "", "", "mobile", "tv"}
+	versions := []string{"", "", "1.2", "1.3"}
+	oses := []string{"", "", "android", "ios"}
+	browsers := []string{"", "", "chrome", "safari"}
 	bufTypes := []string{"firstbuffer", "screenfreezedbuffer", "screenfreezedbuffer", "rebuffer", ""}
 	dirs := []string{"up", "down", ""}
 	out := make([]silver.PlayerRow, n)
@@ -76,7 +79,10 @@ func genPlayerRows(r *rand.Rand, types []string, n int, minutes ...time.Time) []
 			VideoID:        videos[r.IntN(len(videos))],
 			ConnectionType: conns[r.IntN(len(conns))],
 			AppType:        apps[r.IntN(len(apps))],
+			AppVersion:     versions[r.IntN(len(versions))],
 			Device:         devices[r.IntN(len(devices))],
+			OS:             oses[r.IntN(len(oses))],
+			Browser:        browsers[r.IntN(len(browsers))],
 			IngestTime:     base,
 		}
 		row.Client.Country = countries[r.IntN(len(countries))]
@@ -149,7 +155,8 @@ func expectedPlayer(rows []silver.PlayerRow) map[playerKey]playerGoldRow {
 	out := map[playerKey]playerGoldRow{}
 	for _, r := range rows {
 		k := playerKey{window: r.EventTime.Truncate(time.Minute).UnixMicro(), video: r.VideoID, conn: r.ConnectionType,
-			country: r.Client.Country, isp: r.Client.ISP, app: r.AppType, device: r.Device}
+			country: r.Client.Country, isp: r.Client.ISP, app: r.AppType, version: r.AppVersion, device: r.Device,
+			os: r.OS, browser: r.Browser}
 		g := out[k]
 		g.events++
 		switch r.EventType {
@@ -221,7 +228,8 @@ func readPlayerGold(t testing.TB, e playerEnv) map[playerKey]playerGoldRow {
 		dim := func(name string, i int) string { return clone(valueOf(column[*array.String](r, name), i)) }
 		for i := range int(r.NumRows()) {
 			k := playerKey{window: int64(ws.Value(i)), video: dim("video_id", i), conn: dim("connection_type", i),
-				country: dim("country", i), isp: dim("isp", i), app: dim("app_type", i), device: dim("device_type", i)}
+				country: dim("country", i), isp: dim("isp", i), app: dim("app_type", i), version: dim("app_version", i),
+				device: dim("device_type", i), os: dim("os", i), browser: dim("browser", i)}
 			if _, dup := out[k]; dup {
 				t.Errorf("gold holds %+v twice", k)
 			}

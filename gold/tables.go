@@ -74,9 +74,9 @@ func bucketDocs(cols []string, field string) []lake.Column {
 }
 
 // CDNDimensions are the grouping columns of gold.cdn_minute besides
-// window_start. ISP and country keep their long tails for now (a small ISP
-// is one row per minute it has traffic); a null and an empty value are the
-// same group and are stored as null.
+// window_start. Each minute keeps at most DimensionLimits values of a
+// dimension and folds the rest into Other; a null and an empty value are
+// the same group and are stored as null.
 var CDNDimensions = []string{"edge_location", "pop", "edge_result_type", "country", "isp"}
 
 // CDNMinuteTable is gold.cdn_minute: CloudFront requests aggregated per
