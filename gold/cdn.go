@@ -44,6 +44,8 @@ type CDNStage struct {
 	// DimensionLimits); the rest fold into Other.
 	Limits map[string]int
 	Logger *slog.Logger
+	// Observer, if set, is told of each commit.
+	Observer Observer
 }
 
 // cdnFields are the silver.cdn_logs columns the aggregation reads.
@@ -52,7 +54,7 @@ var cdnFields = []string{"log_time", "edge_location", "pop", "edge_result_type",
 
 // stage is the shared minute stage over this table's rollup.
 func (s *CDNStage) stage() *minuteStage[cdnKey, cdnAgg] {
-	return &minuteStage[cdnKey, cdnAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, r: rollup[cdnKey, cdnAgg]{
+	return &minuteStage[cdnKey, cdnAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, observer: s.Observer, r: rollup[cdnKey, cdnAgg]{
 		timeColumn: "log_time", fields: cdnFields,
 		aggregate: aggregate, sortedKeys: sortedKeys, appendRow: appendCDNMinute, fold: foldCDN,
 	}}

@@ -39,6 +39,7 @@ type minuteStage[K comparable, A any] struct {
 	maxRows      int64
 	limits       map[string]int // nil: DimensionLimits
 	logger       *slog.Logger
+	observer     Observer // nil: none
 	r            rollup[K, A]
 }
 
@@ -51,6 +52,8 @@ type minutePlan[K comparable, A any] struct {
 	groups  map[K]*A
 	advance lake.Position
 	rows    int64 // silver rows in the increment
+	scanned int64 // silver rows read to recompute the windows
+	started time.Time
 }
 
 func (s *minuteStage[K, A]) dimensionLimits() map[string]int {
@@ -128,6 +131,7 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 	if maxRows <= 0 {
 		maxRows = 100_000
 	}
+	start := time.Now()
 	touched := map[int64]bool{}
 	inc, err := s.silver.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{s.r.timeColumn}},
 		func(r arrow.RecordBatch) error {
@@ -144,6 +148,7 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 		return none, fmt.Errorf("%s from %s: %w", s.gold.Name(), s.silver.Name(), err)
 	}
 	p := minutePlan[K, A]{
+		started: start,
 		// The id is the position move itself: the same increment planned
 		// twice (a retry, another process) is one batch.
 		id:      fmt.Sprintf("%s:%s->%s", key, from, inc.To),
@@ -161,6 +166,7 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 	// ended at: the recomputation and the position recorded with it agree.
 	err = s.silver.Scan(ctx, lake.ScanOptions{Filter: windowsFilter(s.r.timeColumn, p.windows), Fields: s.r.fields, Snapshot: inc.To},
 		func(r arrow.RecordBatch) error {
+			p.scanned += r.NumRows()
 			s.r.aggregate(p.groups, touched, r)
 			return nil
 		})
@@ -200,6 +206,10 @@ func (s *minuteStage[K, A]) commit(ctx context.Context, p minutePlan[K, A]) erro
 		return fmt.Errorf("commit %s: %w", s.gold.Name(), err)
 	}
 	s.log().Debug("gold committed", "table", s.gold.Name(), "windows", len(p.windows),
-		"rows", rec.NumRows(), "silver_rows", p.rows, "already_landed", c.AlreadyLanded)
+		"rows", rec.NumRows(), "silver_rows", p.rows, "scanned", p.scanned, "already_landed", c.AlreadyLanded)
+	if s.observer != nil {
+		s.observer.GoldCommitted(Update{Table: s.gold.Name(), Windows: p.windows, Rows: rec.NumRows(),
+			Increment: p.rows, Scanned: p.scanned, Took: time.Since(p.started)})
+	}
 	return nil
 }

@@ -141,6 +141,8 @@ type PlayerStage struct {
 	// DimensionLimits); the rest fold into Other.
 	Limits map[string]int
 	Logger *slog.Logger
+	// Observer, if set, is told of each commit.
+	Observer Observer
 }
 
 // playerFields are the silver.player_events columns the aggregation reads.
@@ -150,7 +152,7 @@ var playerFields = []string{"event_type", "event_time", "video_id", "connection_
 
 // stage is the shared minute stage over this table's rollup.
 func (s *PlayerStage) stage() *minuteStage[playerKey, playerAgg] {
-	return &minuteStage[playerKey, playerAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, r: rollup[playerKey, playerAgg]{
+	return &minuteStage[playerKey, playerAgg]{silver: s.Silver, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits, logger: s.Logger, observer: s.Observer, r: rollup[playerKey, playerAgg]{
 		timeColumn: "event_time", fields: playerFields,
 		aggregate: aggregatePlayer, sortedKeys: sortedPlayerKeys, appendRow: appendPlayerMinute, fold: foldPlayer,
 	}}

@@ -4,7 +4,11 @@
 package metrics
 
 import (
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/qoslake/qoslake/gold"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,6 +23,7 @@ type Metrics struct {
 	MaintenanceRuns *prometheus.CounterVec
 	Ingest          *Ingest
 	Silver          *Silver
+	Gold            *Gold
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -41,6 +46,7 @@ func New() *Metrics {
 	}
 	m.Ingest = newIngest(m.Registry)
 	m.Silver = newSilver(m.Registry)
+	m.Gold = newGold(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -195,4 +201,59 @@ func (s *Silver) Duplicate(table string) { s.Duplicates.WithLabelValues(table).I
 // Watermark implements silver.Observer.
 func (s *Silver) Watermark(table string, t time.Time) {
 	s.Watermarks.WithLabelValues(table).Set(float64(t.Unix()))
+}
+
+// Gold holds the gold stages' collectors.
+type Gold struct {
+	Windows   *prometheus.CounterVec
+	SilverRow *prometheus.CounterVec
+	Took      *prometheus.HistogramVec
+	Newest    *prometheus.GaugeVec
+
+	mu     sync.Mutex
+	newest map[string]time.Time
+}
+
+func newGold(reg *prometheus.Registry) *Gold {
+	g := &Gold{
+		Windows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "gold_windows_replaced_total",
+			Help: "One-minute windows whose gold rows a commit recomputed and replaced, by table.",
+		}, []string{"table"}),
+		SilverRow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "gold_silver_rows_total",
+			Help: "Silver rows gold consumed (kind=increment: new rows) and read to recompute their windows (kind=scanned), by table.",
+		}, []string{"table", "kind"}),
+		Took: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "qoslake", Name: "gold_update_seconds",
+			Help:    "Time from reading a silver increment to its gold commit landing, by table.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"table"}),
+		Newest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "gold_newest_window_seconds",
+			Help: "Start of the newest one-minute window gold has committed, Unix seconds, by table.",
+		}, []string{"table"}),
+		newest: map[string]time.Time{},
+	}
+	reg.MustRegister(g.Windows, g.SilverRow, g.Took, g.Newest)
+	return g
+}
+
+// GoldCommitted implements gold.Observer.
+func (g *Gold) GoldCommitted(u gold.Update) {
+	g.Windows.WithLabelValues(u.Table).Add(float64(len(u.Windows)))
+	g.SilverRow.WithLabelValues(u.Table, "increment").Add(float64(u.Increment))
+	g.SilverRow.WithLabelValues(u.Table, "scanned").Add(float64(u.Scanned))
+	g.Took.WithLabelValues(u.Table).Observe(u.Took.Seconds())
+	if len(u.Windows) == 0 {
+		return
+	}
+	// A late batch replaces old windows: the gauge only moves forward.
+	last := slices.MaxFunc(u.Windows, time.Time.Compare)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if last.After(g.newest[u.Table]) {
+		g.newest[u.Table] = last
+		g.Newest.WithLabelValues(u.Table).Set(float64(last.Unix()))
+	}
 }

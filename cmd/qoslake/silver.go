@@ -79,11 +79,11 @@ func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
 	return map[string]goldStage{
 		gold.CDNMinuteTable.FullName(): &gold.CDNStage{
 			Silver: tables[silver.CDNLogsTable.FullName()], Gold: tables[gold.CDNMinuteTable.FullName()],
-			Logger: m.Logger.With("stage", "gold.cdn_minute"),
+			Logger: m.Logger.With("stage", "gold.cdn_minute"), Observer: m.Metrics.Gold,
 		},
 		gold.PlayerMinuteTable.FullName(): &gold.PlayerStage{
 			Silver: tables[silver.PlayerEventsTable.FullName()], Gold: tables[gold.PlayerMinuteTable.FullName()],
-			Logger: m.Logger.With("stage", "gold.player_minute"),
+			Logger: m.Logger.With("stage", "gold.player_minute"), Observer: m.Metrics.Gold,
 		},
 	}
 }
