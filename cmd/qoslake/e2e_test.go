@@ -29,13 +29,13 @@ const testKey = "test-1:dGVzdC1rZXktb2YtdGhpcnR5LXR3by1ieXRlcy1sb25nIQ=="
 // stack is one isolated deployment on the shared emulator: its own
 // resource prefix and state folder.
 type stack struct {
-	t   *testing.T
+	t   testing.TB
 	env map[string]string
 	aws *awsclient.Clients
 	dir string
 }
 
-func newStack(t *testing.T, extra ...string) *stack {
+func newStack(t testing.TB, extra ...string) *stack {
 	t.Helper()
 	s := newBareStack(t, extra...)
 	s.mustRun("provision", "--skip-tables")
@@ -43,7 +43,7 @@ func newStack(t *testing.T, extra ...string) *stack {
 }
 
 // newBareStack is a stack whose resources are left for the test to create.
-func newBareStack(t *testing.T, extra ...string) *stack {
+func newBareStack(t testing.TB, extra ...string) *stack {
 	t.Helper()
 	c := testenv.AWS(t)
 	s := &stack{t: t, aws: c, dir: t.TempDir()}
