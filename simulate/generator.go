@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -101,6 +102,7 @@ type Generator struct {
 	target    string
 
 	truths []*SessionTruth
+	edges  map[string]*EdgeTruth // by edge location
 
 	lines     []logLine
 	periodEnd time.Time
@@ -250,6 +252,64 @@ func (g *Generator) Incidents() []Incident {
 	out := append([]Incident(nil), g.incidents...)
 	if g.incident != nil {
 		out = append(out, *g.incident)
+	}
+	return out
+}
+
+// EdgeTruth is what the simulation logged at one edge location: the values
+// gold.cdn_minute should sum to over the edge's rows.
+type EdgeTruth struct {
+	Requests  int64 `json:"requests"`
+	CacheHits int64 `json:"cache_hits"` // x-edge-result-type Hit
+	Errors    int64 `json:"errors"`     // x-edge-result-type Error, sc-status 502
+	Bytes     int64 `json:"bytes"`      // sc-bytes
+	// TimeTakenMS and TTFBMS sum time-taken and time-to-first-byte as the
+	// log writes them (seconds with three decimals), in ms.
+	TimeTakenMS float64 `json:"time_taken_ms"`
+	TTFBMS      float64 `json:"ttfb_ms"`
+}
+
+func (e *EdgeTruth) add(result, status string, bytes int, latency, ttfb float64) {
+	e.Requests++
+	e.CacheHits += b2i64(result == "Hit")
+	e.Errors += b2i64(result == "Error" || strings.HasPrefix(status, "5"))
+	e.Bytes += int64(bytes)
+	e.TimeTakenMS += logged(latency)
+	e.TTFBMS += logged(ttfb)
+}
+
+// logged is a duration in seconds as a log line holds it (three
+// decimals), in ms.
+func logged(sec float64) float64 {
+	v, _ := strconv.ParseFloat(fmt.Sprintf("%.3f", sec), 64)
+	return v * 1000
+}
+
+func b2i64(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (g *Generator) edgeTruth(edge string) *EdgeTruth {
+	if g.edges == nil {
+		g.edges = map[string]*EdgeTruth{}
+	}
+	e := g.edges[edge]
+	if e == nil {
+		e = &EdgeTruth{}
+		g.edges[edge] = e
+	}
+	return e
+}
+
+// Edges returns what was logged at each edge location so far, whether or
+// not its log file is delivered yet.
+func (g *Generator) Edges() map[string]EdgeTruth {
+	out := make(map[string]EdgeTruth, len(g.edges))
+	for k, e := range g.edges {
+		out[k] = *e
 	}
 	return out
 }
@@ -584,6 +644,7 @@ func (g *Generator) segment(s *session, t time.Time) {
 		status, result, size = "502", "Error", 0
 	}
 	ttfb := latency * 0.6
+	g.edgeTruth(s.edge).add(result, status, size+512, latency, ttfb)
 	s.rtt = int(math.Round(latency*1000)) + 20 + g.rng.IntN(60)
 	stem := fmt.Sprintf("/vod/%s/%s/seg_%05d.ts", s.video.ID, r.Path, s.segment)
 	if s.video.Playlist == "live" {

@@ -84,6 +84,8 @@ type Summary struct {
 	// Totals sums the sessions; SessionTruths has each, in order of start.
 	Totals        Totals         `json:"totals"`
 	SessionTruths []SessionTruth `json:"session_truths"`
+	// Edges are the CDN requests logged per edge location.
+	Edges map[string]EdgeTruth `json:"edges"`
 }
 
 // Totals are the true QoE figures of a run, over all its sessions.
@@ -204,6 +206,7 @@ func Run(ctx context.Context, g *Generator, out Output, opts RunOptions) (Summar
 	sum.Incidents = g.Incidents()
 	sum.SessionTruths = g.Truths()
 	sum.Totals = Total(sum.SessionTruths)
+	sum.Edges = g.Edges()
 	return sum, nil
 }
 

@@ -172,4 +172,5 @@ func TestSDKFormSimulatedTrafficExactly(t *testing.T) {
 	if joined == 0 {
 		t.Error("nothing joined")
 	}
+	s.checkGoldMatchesTruth(sdk, low)
 }

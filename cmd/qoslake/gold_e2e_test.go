@@ -1,0 +1,133 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/qoslake/qoslake/gold"
+	"github.com/qoslake/qoslake/simulate"
+)
+
+// checkGoldMatchesTruth compares gold with what the simulator says it made
+// happen (its summaries), not with silver: per-minute player sums against
+// the sessions' true starts, stalls, errors and switches, the video start
+// time percentiles against the true ones within the histogram's
+// resolution, and gold.cdn_minute per edge location against what was
+// logged there.
+func (s *stack) checkGoldMatchesTruth(runs ...simulate.Summary) {
+	s.t.Helper()
+	var tot simulate.Totals
+	var starts []float64
+	edges := map[string]simulate.EdgeTruth{}
+	for _, r := range runs {
+		t := r.Totals
+		tot.Sessions += t.Sessions
+		tot.Started += t.Started
+		tot.StartupMSSum += t.StartupMSSum
+		tot.StallCount += t.StallCount
+		tot.StallMS += t.StallMS
+		tot.FailedBeforeStart += t.FailedBeforeStart
+		tot.PlaybackFailures += t.PlaybackFailures
+		tot.BitrateSwitches += t.BitrateSwitches
+		for _, st := range r.SessionTruths {
+			if st.StartupMS != nil {
+				starts = append(starts, float64(*st.StartupMS))
+			}
+		}
+		for k, e := range r.Edges {
+			x := edges[k]
+			x.Requests += e.Requests
+			x.CacheHits += e.CacheHits
+			x.Errors += e.Errors
+			x.Bytes += e.Bytes
+			x.TimeTakenMS += e.TimeTakenMS
+			x.TTFBMS += e.TTFBMS
+			edges[k] = x
+		}
+	}
+
+	cols := append([]string{"play_attempts", "first_frames", "time_to_first_frame_ms_sum", "stall_count", "stall_ms_sum",
+		"errors", "switches_up", "switches_down"}, gold.StartTimeBucketColumns...)
+	sums := make([]float64, len(cols))
+	for _, row := range s.keys("gold.player_minute", cols...) {
+		for i, v := range strings.Split(row, "|") {
+			sums[i] += s.number(v)
+		}
+	}
+	want := []float64{float64(tot.Sessions), float64(tot.Started), float64(tot.StartupMSSum), float64(tot.StallCount),
+		float64(tot.StallMS), float64(tot.FailedBeforeStart + tot.PlaybackFailures), float64(tot.BitrateSwitches)}
+	got := []float64{sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], sums[6] + sums[7]}
+	for i, name := range []string{"play attempts", "first frames", "start time ms", "stalls", "stall ms", "errors", "switches"} {
+		if math.Abs(got[i]-want[i]) > 0.5 {
+			s.t.Errorf("gold.player_minute %s = %.0f, simulated %.0f", name, got[i], want[i])
+		}
+	}
+	buckets := make([]int64, len(gold.StartTimeBucketColumns))
+	for i := range buckets {
+		buckets[i] = int64(sums[8+i])
+	}
+	slices.Sort(starts)
+	for _, q := range []float64{0.5, 0.95} {
+		truth := starts[int(math.Ceil(q*float64(len(starts))))-1]
+		est := gold.StartTimeQuantile(buckets, q)
+		if lo, hi := bucketAround(gold.StartTimeBounds[:], truth); est < lo || est > hi {
+			s.t.Errorf("video start time p%.0f from gold = %.0f ms; true %.0f ms, in bucket (%.0f, %.0f]", q*100, est, truth, lo, hi)
+		}
+	}
+
+	type edgeSum struct{ requests, hits, errors, bytes, taken, ttfb float64 }
+	byEdge := map[string]*edgeSum{}
+	for _, row := range s.keys("gold.cdn_minute", "edge_location", "requests", "cache_hits", "errors", "bytes",
+		"time_taken_ms_sum", "ttfb_ms_sum") {
+		f := strings.Split(row, "|")
+		e := byEdge[f[0]]
+		if e == nil {
+			e = &edgeSum{}
+			byEdge[f[0]] = e
+		}
+		e.requests += s.number(f[1])
+		e.hits += s.number(f[2])
+		e.errors += s.number(f[3])
+		e.bytes += s.number(f[4])
+		e.taken += s.number(f[5])
+		e.ttfb += s.number(f[6])
+	}
+	if len(byEdge) != len(edges) {
+		s.t.Errorf("gold.cdn_minute has %d edge locations, simulated %d", len(byEdge), len(edges))
+	}
+	for k, w := range edges {
+		g := byEdge[k]
+		if g == nil {
+			s.t.Errorf("edge %s missing from gold.cdn_minute", k)
+			continue
+		}
+		if g.requests != float64(w.Requests) || g.hits != float64(w.CacheHits) || g.errors != float64(w.Errors) ||
+			g.bytes != float64(w.Bytes) || math.Abs(g.taken-w.TimeTakenMS) > 0.01 || math.Abs(g.ttfb-w.TTFBMS) > 0.01 {
+			s.t.Errorf("edge %s: gold %+v, simulated %+v", k, *g, w)
+		}
+	}
+}
+
+// bucketAround is the histogram bucket (lower, upper bound] that holds v;
+// above the last bound the bucket's estimate is the last bound.
+func bucketAround(bounds []float64, v float64) (float64, float64) {
+	lo := 0.0
+	for _, b := range bounds {
+		if v <= b {
+			return lo, b
+		}
+		lo = b
+	}
+	return lo, lo
+}
+
+func (s *stack) number(v string) float64 {
+	s.t.Helper()
+	n, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		s.t.Fatalf("gold value %q: %v", v, err)
+	}
+	return n
+}
