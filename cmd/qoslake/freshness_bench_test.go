@@ -29,7 +29,9 @@ func BenchmarkFreshness(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- NewMain(io.Discard, io.Discard).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0"}) }()
+	go func() {
+		done <- NewMain(io.Discard, io.Discard).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0"})
+	}()
 	defer func() {
 		cancel()
 		<-done
