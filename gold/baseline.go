@@ -26,8 +26,9 @@ import (
 //     quiet), when the group's volume over the Trailing (T, default 60
 //     minutes) before the window, [from - T, from), is at least MinVolume,
 //     the baseline is the group's value over that range: summed first, so
-//     weighted by volume. It follows the current level of the day, and
-//     therefore also a degradation that began more than T ago.
+//     weighted by volume. It follows the current level of the day, and so
+//     also a degradation already under way before the window (all of it,
+//     once it has lasted T).
 //  3. None, when neither has volume: the value is NaN and a rule cannot
 //     compare.
 //
