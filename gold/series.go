@@ -130,11 +130,25 @@ var metrics = []Metric{
 			"stalls (screenfreezedbuffer, not start-up buffering) per PLAY event in the same rows; stalls of plays "+
 			"that started before the window count too. Volume: play attempts.",
 		PlayerMinuteTable, PlayerDimensions, "stall_count", "play_attempts"),
+	{
+		Name: "player.rebuffering_ratio", Unit: "ratio", Table: PlayerMinuteTable, Dimensions: PlayerDimensions,
+		Doc: "Rebuffering ratio (CTA-2066: stall time / watch time), per-minute estimate = sum(stall_ms_sum) / " +
+			"(sum(stream_events) × HeartbeatInterval): the reference SDK sends a STREAM heartbeat every 5 s of playback, " +
+			"so heartbeats stand for watch time where a minute cannot see whole sessions (gold.sessions has each " +
+			"session's exact ratio). Volume: STREAM heartbeats.",
+		Columns: []string{"stream_events", "stall_ms_sum"}, Volume: "stream_events", volume: 0,
+		value: func(s []float64) float64 { return s[1] / (s[0] * float64(HeartbeatInterval.Milliseconds())) },
+	},
 	ratioMetric("player.avg_bitrate_bps", "bps",
 		"Average bitrate (CTA-2066), bits per second = sum(bitrate_bps_sum) / sum(bitrate_bps_count): the mean of the "+
 			"bitrates players report, weighted by event. Volume: events with a bitrate.",
 		PlayerMinuteTable, PlayerDimensions, "bitrate_bps_sum", "bitrate_bps_count"),
 }
+
+// HeartbeatInterval is how often the reference player SDK sends a STREAM
+// event while the video plays; player.rebuffering_ratio takes a heartbeat
+// for that much watch time.
+const HeartbeatInterval = 5 * time.Second
 
 // Metrics lists the registered metrics, in registry order.
 func Metrics() []Metric { return slices.Clone(metrics) }
