@@ -128,7 +128,7 @@ func TestOutageOfTheRealEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := c.SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
-		Endpoint: aws.String(qa.Attributes["QueueArn"]),
+		Endpoint:   aws.String(qa.Attributes["QueueArn"]),
 		Attributes: map[string]string{"FilterPolicy": `{"team":["traffic"]}`}}); err != nil {
 		t.Fatal(err)
 	}
