@@ -174,7 +174,7 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
 		s(Resources, "raw-delivery", "with notify-via sns, deliver S3 events to the queue without the SNS envelope", (*boolValue)(&c.RawDelivery)),
 		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
-		s(Resources, "alert-emails", "comma-separated addresses subscribed to the alerts topic", (*listValue)(&c.AlertEmails)),
+		s(Resources, "alert-emails", "comma-separated addresses subscribed to the alerts topic: team=address gets only that team's alerts (a filter policy on the team attribute), a bare address gets all", (*listValue)(&c.AlertEmails)),
 		s(Resources, "updates-topic", "SNS topic announcing new gold data (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),
 
 		s(Serve, "http-addr", "address of the health and metrics endpoints", (*stringValue)(&c.HTTPAddr)),
@@ -318,8 +318,15 @@ func (c *Config) Resolve(groups ...Group) error {
 			bad("notify-via", "%q is not sns or sqs", c.NotifyVia)
 		}
 		for _, e := range c.AlertEmails {
-			if !strings.Contains(e, "@") {
-				bad("alert-emails", "%q is not an email address", e)
+			team, addr, scoped := strings.Cut(e, "=")
+			if !scoped {
+				addr = e
+			}
+			if scoped && !teamName.MatchString(team) {
+				bad("alert-emails", "%q: team %q is not lower-case letters, digits and _", e, team)
+			}
+			if !strings.Contains(addr, "@") {
+				bad("alert-emails", "%q is not an email address", addr)
 			}
 		}
 	}
@@ -507,3 +514,7 @@ func (v *listValue) Set(s string) error {
 	}
 	return nil
 }
+
+// teamName is the form of an alert team: an SNS attribute value teams
+// filter on.
+var teamName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)

@@ -198,7 +198,7 @@ func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 		if err := p.queuePolicy(ctx, s.Queue, queueURL, queueARN, "sns.amazonaws.com", topicARN); err != nil {
 			return p.rep, err
 		}
-		if err := p.subscribe(ctx, topicARN, "sqs", queueARN, s.RawDelivery); err != nil {
+		if err := p.subscribe(ctx, topicARN, "sqs", queueARN, rawDelivery(s.RawDelivery)); err != nil {
 			return p.rep, err
 		}
 		if err := p.notification(ctx, s, nil, []s3types.TopicConfiguration{{
@@ -230,7 +230,13 @@ func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 		return p.rep, err
 	}
 	for _, e := range s.AlertEmails {
-		if err := p.subscribe(ctx, alertsARN, "email", e, false); err != nil {
+		// team=address subscribes the address to that team's alerts
+		// only: a filter policy on the team attribute qoslake publishes.
+		var attrs map[string]string
+		if team, addr, scoped := strings.Cut(e, "="); scoped {
+			e, attrs = addr, map[string]string{"FilterPolicy": fmt.Sprintf(`{"team":[%q]}`, team)}
+		}
+		if err := p.subscribe(ctx, alertsARN, "email", e, attrs); err != nil {
 			return p.rep, err
 		}
 	}
@@ -249,7 +255,7 @@ func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 	if err := p.queuePolicy(ctx, s.UpdatesExampleQueue, exURL, exARN, "sns.amazonaws.com", updatesARN); err != nil {
 		return p.rep, err
 	}
-	if err := p.subscribe(ctx, updatesARN, "sqs", exARN, true); err != nil {
+	if err := p.subscribe(ctx, updatesARN, "sqs", exARN, rawDelivery(true)); err != nil {
 		return p.rep, err
 	}
 	return p.rep, nil
@@ -501,7 +507,17 @@ func (p *Provisioner) topicPolicy(ctx context.Context, topicARN, name, service, 
 	return nil
 }
 
-func (p *Provisioner) subscribe(ctx context.Context, topicARN, protocol, endpoint string, raw bool) error {
+// rawDelivery is the subscription attribute of raw message delivery.
+func rawDelivery(raw bool) map[string]string {
+	if !raw {
+		return nil
+	}
+	return map[string]string{"RawMessageDelivery": "true"}
+}
+
+// subscribe subscribes the endpoint to the topic with the attributes
+// (raw delivery, a filter policy), unless a subscription of it exists.
+func (p *Provisioner) subscribe(ctx context.Context, topicARN, protocol, endpoint string, attrs map[string]string) error {
 	name := protocol + ":" + endpoint
 	pg := sns.NewListSubscriptionsByTopicPaginator(p.SNS, &sns.ListSubscriptionsByTopicInput{TopicArn: &topicARN})
 	for pg.HasMorePages() {
@@ -516,10 +532,8 @@ func (p *Provisioner) subscribe(ctx context.Context, topicARN, protocol, endpoin
 			}
 		}
 	}
-	in := &sns.SubscribeInput{TopicArn: &topicARN, Protocol: &protocol, Endpoint: &endpoint, ReturnSubscriptionArn: true}
-	if raw {
-		in.Attributes = map[string]string{"RawMessageDelivery": "true"}
-	}
+	in := &sns.SubscribeInput{TopicArn: &topicARN, Protocol: &protocol, Endpoint: &endpoint, ReturnSubscriptionArn: true,
+		Attributes: attrs}
 	out, err := p.SNS.Subscribe(ctx, in)
 	if err != nil {
 		return fmt.Errorf("subscribe %s to %s: %w", name, topicARN, err)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+
 	"github.com/qoslake/qoslake/internal/testenv"
 )
 
@@ -85,12 +87,13 @@ func TestBadSettingsFailAtStartNamingTheSetting(t *testing.T) {
 // creates the resources and tables, a second run changes nothing, and
 // `tables` and `scan` read the catalog.
 func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
-	testenv.AWS(t)
+	c := testenv.AWS(t)
 	env := map[string]string{
 		"QOSLAKE_STATE_DIR": t.TempDir(),
 		"QOSLAKE_PREFIX":    testenv.Name("cli"),
 	}
-	code, out, errOut := run(t, env, "provision", "--alert-emails", "oncall@example.com")
+	emails := "oncall@example.com,traffic=edge-team@example.com"
+	code, out, errOut := run(t, env, "provision", "--alert-emails", emails)
 	if code != exitOK {
 		t.Fatalf("provision: exit %d\n%s%s", code, out, errOut)
 	}
@@ -99,7 +102,32 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 			t.Errorf("provision output lacks %q:\n%s", want, out)
 		}
 	}
-	code, out, _ = run(t, env, "provision", "--alert-emails", "oncall@example.com")
+	// The team's address gets only its team's alerts.
+	topics, err := c.SNS.ListTopics(context.Background(), &sns.ListTopicsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policies := map[string]string{}
+	for _, tp := range topics.Topics {
+		if !strings.HasSuffix(*tp.TopicArn, ":"+env["QOSLAKE_PREFIX"]+"-alerts") {
+			continue
+		}
+		subs, err := c.SNS.ListSubscriptionsByTopic(context.Background(), &sns.ListSubscriptionsByTopicInput{TopicArn: tp.TopicArn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range subs.Subscriptions {
+			a, err := c.SNS.GetSubscriptionAttributes(context.Background(), &sns.GetSubscriptionAttributesInput{SubscriptionArn: sub.SubscriptionArn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			policies[*sub.Endpoint] = a.Attributes["FilterPolicy"]
+		}
+	}
+	if policies["oncall@example.com"] != "" || !strings.Contains(policies["edge-team@example.com"], `"traffic"`) {
+		t.Errorf("alert subscriptions and filter policies: %v", policies)
+	}
+	code, out, _ = run(t, env, "provision", "--alert-emails", emails)
 	if code != exitOK || !strings.Contains(out, "nothing changed") || strings.Contains(out, "created") {
 		t.Errorf("second provision (exit %d) changed something:\n%s", code, out)
 	}
