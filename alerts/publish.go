@@ -48,10 +48,15 @@ type Publisher struct {
 	Observer Observer
 }
 
-// Observer is told what the publisher did; metrics implements it.
+// Observer is told what the runner and the publisher did; metrics
+// implements it.
 type Observer interface {
+	// AlertStates reports, after a rule's steps are committed, how many of
+	// its groups are in each life cycle state (Pending, Firing, Cooldown).
+	AlertStates(rule string, byState map[string]int)
 	AlertPublished(a Alert)
 	AlertPublishFailed(rule string)
+	// AlertsPending is how many committed changes wait to be published.
 	AlertsPending(n int)
 }
 

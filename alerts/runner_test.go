@@ -179,3 +179,22 @@ func TestEdgeLatencyIncidentFiresOnceAndResolves(t *testing.T) {
 		t.Errorf("fired alert %+v", f)
 	}
 }
+
+// TestBacktestIsTheLiveRun: the backtest over the same history reports the
+// same state changes the live runner committed.
+func TestBacktestIsTheLiveRun(t *testing.T) {
+	e := openGold(t, t.TempDir())
+	rules := Defaults()[:1]
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 60, "FRA56-P3", 30, 40))
+	live, err := e.runner(rules).Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Backtest(context.Background(), e.runner(rules).Evaluator, rules, t0, t0.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := strings.Join(transitions(live), "\n"), strings.Join(transitions(back), "\n"); a != b || len(live) != 2 {
+		t.Errorf("live:\n%s\nbacktest:\n%s", a, b)
+	}
+}

@@ -84,6 +84,8 @@ type Runner struct {
 	// 60); the next call goes on.
 	MaxSteps int
 	Logger   *slog.Logger
+	// Observer, if set, is told the rules' states after each commit.
+	Observer Observer
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -139,13 +141,21 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 	}
 	var all []Alert
 	var advance []lake.Position
+	committed := map[string]map[string]int{} // rule -> state -> groups
 	for _, rule := range r.Rules {
-		alerts, moves, err := r.evaluateRule(ctx, pins, cp, rule)
+		alerts, moves, states, err := r.evaluateRule(ctx, pins, cp, rule)
 		if err != nil {
 			return nil, false, err
 		}
 		all = append(all, alerts...)
 		advance = append(advance, moves...)
+		if len(moves) > 0 {
+			count := map[string]int{Pending: 0, Firing: 0, Cooldown: 0}
+			for _, st := range states {
+				count[st.Status]++
+			}
+			committed[rule.Name] = count
+		}
 	}
 	if len(advance) == 0 {
 		return nil, false, nil
@@ -166,6 +176,11 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 	if _, err := r.Alerts.Commit(ctx, b); err != nil {
 		return nil, false, fmt.Errorf("commit alerts: %w", err)
 	}
+	if r.Observer != nil {
+		for rule, st := range committed {
+			r.Observer.AlertStates(rule, st)
+		}
+	}
 	for _, a := range all {
 		r.log().Info("alert "+a.State, "rule", a.Rule, "where", a.Where(), "value", a.Value, "reference", a.Reference,
 			"team", a.Team, "alert_id", a.AlertID)
@@ -173,21 +188,21 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 	return all, true, nil
 }
 
-// evaluateRule judges one rule's closed steps and returns its alerts and
-// checkpoint moves (none when no step is due).
-func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Checkpoint, rule Rule) ([]Alert, []lake.Position, error) {
+// evaluateRule judges one rule's closed steps and returns its alerts, its
+// checkpoint moves (none when no step is due) and its groups' states.
+func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Checkpoint, rule Rule) ([]Alert, []lake.Position, map[string]*State, error) {
 	closed, ok, err := r.Evaluator.Closed(ctx, pins, rule)
 	if err != nil || !ok {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	last, err := r.lastStep(ctx, pins, cp, rule, closed)
 	if err != nil || !last.Before(closed) {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	states := map[string]*State{}
 	if s := cp[keyState(rule.Name)]; s != "" {
 		if err := json.Unmarshal([]byte(s), &states); err != nil {
-			return nil, nil, fmt.Errorf("state of rule %s: %w", rule.Name, err)
+			return nil, nil, nil, fmt.Errorf("state of rule %s: %w", rule.Name, err)
 		}
 	}
 	maxSteps := r.MaxSteps
@@ -200,7 +215,7 @@ func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Check
 		t = t.Add(time.Minute)
 		as, err := r.Evaluator.Step(ctx, pins, rule, states, t)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		alerts = append(alerts, as...)
 	}
@@ -208,7 +223,7 @@ func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Check
 	if len(states) > 0 {
 		b, err := json.Marshal(states)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		state = string(b)
 	}
@@ -216,7 +231,7 @@ func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Check
 	if state != cp[keyState(rule.Name)] {
 		moves = append(moves, lake.Position{Key: keyState(rule.Name), From: cp[keyState(rule.Name)], To: state})
 	}
-	return alerts, moves, nil
+	return alerts, moves, states, nil
 }
 
 // lastStep is the end of the rule's last judged step; for a rule never

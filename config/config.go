@@ -36,6 +36,7 @@ const (
 	Maintain  Group = "maintenance"
 	Ingest    Group = "ingest"
 	Silver    Group = "silver"
+	Alerts    Group = "alerts"
 )
 
 // Config is every qoslake setting.
@@ -89,6 +90,12 @@ type Config struct {
 	DedupMaxIDs     int
 	SilverEvery     time.Duration
 
+	AlertRules       string
+	AlertGraceCDN    time.Duration
+	AlertGracePlayer time.Duration
+	AlertCatchUp     time.Duration
+	DashboardURL     string
+
 	MaintainEvery   time.Duration
 	SnapshotMaxAge  time.Duration
 	SnapshotsRetain int
@@ -127,6 +134,9 @@ func Default() *Config {
 		ClockSkew:        5 * time.Minute,
 		DedupMaxIDs:      10_000_000,
 		SilverEvery:      2 * time.Second,
+		AlertGraceCDN:    2 * time.Minute,
+		AlertGracePlayer: 2 * time.Minute,
+		AlertCatchUp:     3 * time.Hour,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
 		SnapshotsRetain:  20,
@@ -173,9 +183,9 @@ func (c *Config) Settings() []Setting {
 		s(Resources, "queue-retry-backoff", "how long a message whose object could not be read stays hidden before its next try, doubling with each receive", (*durationValue)(&c.QueueRetry)),
 		s(Resources, "notify-via", "S3 event route to the queue: sns (topic with the queue subscribed) or sqs (direct)", (*stringValue)(&c.NotifyVia)),
 		s(Resources, "raw-delivery", "with notify-via sns, deliver S3 events to the queue without the SNS envelope", (*boolValue)(&c.RawDelivery)),
-		s(Resources, "alerts-topic", "SNS topic alerts are published to (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
+		s(Resources, "alerts-topic", "SNS topic alerts are published to, a name or an ARN (default <prefix>-alerts)", (*stringValue)(&c.AlertsTopic)),
 		s(Resources, "alert-emails", "comma-separated addresses subscribed to the alerts topic: team=address gets only that team's alerts (a filter policy on the team attribute), a bare address gets all", (*listValue)(&c.AlertEmails)),
-		s(Resources, "updates-topic", "SNS topic announcing new gold data (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),
+		s(Resources, "updates-topic", "SNS topic announcing new gold data, a name or an ARN (default <prefix>-updates)", (*stringValue)(&c.UpdatesTopic)),
 
 		s(Serve, "http-addr", "address of the health and metrics endpoints", (*stringValue)(&c.HTTPAddr)),
 
@@ -201,6 +211,12 @@ func (c *Config) Settings() []Setting {
 		s(Silver, "clock-skew", "how far ahead of its ingest time an event's own time may move the watermark (caps fast device clocks)", (*durationValue)(&c.ClockSkew)),
 		s(Silver, "dedup-max-ids", "event ids the duplicate check holds per table (about 50 bytes each); past it the oldest are forgotten and counted", (*intValue)(&c.DedupMaxIDs)),
 		s(Silver, "silver-every", "how often run moves new bronze rows to silver", (*durationValue)(&c.SilverEvery)),
+
+		s(Alerts, "alert-rules", "YAML file of alert rules (default: the built-in rules; see qoslake alerts validate)", (*stringValue)(&c.AlertRules)),
+		s(Alerts, "alert-grace-cdn", "how far the newest CDN log time must pass a window's end before CDN rules judge it", (*durationValue)(&c.AlertGraceCDN)),
+		s(Alerts, "alert-grace-player", "the same for player events and player rules", (*durationValue)(&c.AlertGracePlayer)),
+		s(Alerts, "alert-catch-up", "how far back a rule never evaluated starts (the oldest gold window that recent)", (*durationValue)(&c.AlertCatchUp)),
+		s(Alerts, "dashboard-url", "base URL of the dashboard, for the drill-down links in alerts (empty: no links)", (*stringValue)(&c.DashboardURL)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
 		s(Maintain, "snapshot-max-age", "snapshots older than this are expired (the last snapshots-retain are kept)", (*durationValue)(&c.SnapshotMaxAge)),
@@ -328,6 +344,22 @@ func (c *Config) Resolve(groups ...Group) error {
 			if !strings.Contains(addr, "@") {
 				bad("alert-emails", "%q is not an email address", addr)
 			}
+		}
+	}
+	if hasGroup(groups, Alerts) {
+		for _, g := range []struct {
+			flag string
+			v    time.Duration
+		}{{"alert-grace-cdn", c.AlertGraceCDN}, {"alert-grace-player", c.AlertGracePlayer}} {
+			if g.v < 0 || g.v > 48*time.Hour {
+				bad(g.flag, "%s is not between 0 and 48h", g.v)
+			}
+		}
+		if c.AlertCatchUp < time.Minute || c.AlertCatchUp > 30*24*time.Hour {
+			bad("alert-catch-up", "%s is not between 1m and 720h", c.AlertCatchUp)
+		}
+		if c.DashboardURL != "" && !strings.HasPrefix(c.DashboardURL, "http://") && !strings.HasPrefix(c.DashboardURL, "https://") {
+			bad("dashboard-url", "%q is not an http(s) URL", c.DashboardURL)
 		}
 	}
 	if hasGroup(groups, Serve) {

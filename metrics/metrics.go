@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qoslake/qoslake/alerts"
 	"github.com/qoslake/qoslake/gold"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ type Metrics struct {
 	Ingest          *Ingest
 	Silver          *Silver
 	Gold            *Gold
+	Alerts          *Alerts
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -47,6 +49,7 @@ func New() *Metrics {
 	m.Ingest = newIngest(m.Registry)
 	m.Silver = newSilver(m.Registry)
 	m.Gold = newGold(m.Registry)
+	m.Alerts = newAlerts(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -257,3 +260,50 @@ func (g *Gold) GoldCommitted(u gold.Update) {
 		g.Newest.WithLabelValues(u.Table).Set(float64(last.Unix()))
 	}
 }
+
+// Alerts holds the alert rules' and publisher's collectors.
+type Alerts struct {
+	States    *prometheus.GaugeVec
+	Published *prometheus.CounterVec
+	Failed    *prometheus.CounterVec
+	Pending   prometheus.Gauge
+}
+
+func newAlerts(reg *prometheus.Registry) *Alerts {
+	a := &Alerts{
+		States: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "alert_groups",
+			Help: "Groups of each rule in each alert life cycle state (pending, firing, cooldown), as of the last evaluation.",
+		}, []string{"rule", "state"}),
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "alerts_published_total",
+			Help: "Alert state changes SNS accepted, by rule and state (fired, resolved).",
+		}, []string{"rule", "state"}),
+		Failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "qoslake", Name: "alert_publish_failures_total",
+			Help: "Publish attempts SNS refused or that failed, by rule; the change waits in gold.alerts and is retried.",
+		}, []string{"rule"}),
+		Pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "qoslake", Name: "alerts_unpublished",
+			Help: "Alert state changes committed to gold.alerts and not yet accepted by SNS.",
+		}),
+	}
+	reg.MustRegister(a.States, a.Published, a.Failed, a.Pending)
+	return a
+}
+
+// AlertStates implements alerts.Observer.
+func (a *Alerts) AlertStates(rule string, byState map[string]int) {
+	for st, n := range byState {
+		a.States.WithLabelValues(rule, st).Set(float64(n))
+	}
+}
+
+// AlertPublished implements alerts.Observer.
+func (a *Alerts) AlertPublished(x alerts.Alert) { a.Published.WithLabelValues(x.Rule, x.State).Inc() }
+
+// AlertPublishFailed implements alerts.Observer.
+func (a *Alerts) AlertPublishFailed(rule string) { a.Failed.WithLabelValues(rule).Inc() }
+
+// AlertsPending implements alerts.Observer.
+func (a *Alerts) AlertsPending(n int) { a.Pending.Set(float64(n)) }

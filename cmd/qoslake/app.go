@@ -13,6 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"github.com/qoslake/qoslake/alerts"
 	"github.com/qoslake/qoslake/awsclient"
 	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/config"
@@ -75,6 +76,7 @@ func commands() []*command {
 		maintainCommand(),
 		simulateCommand(),
 		notYet("serve", "serve the NOC dashboard", "the dashboard issue"),
+		alertsCommand(),
 		checkCommand(),
 		demoGeoIPCommand(),
 		benchCommand(),
@@ -324,7 +326,7 @@ func (m *Main) EnsureTables(ctx context.Context) (map[string]*lake.Table, error)
 		return nil, err
 	}
 	out := map[string]*lake.Table{}
-	for _, def := range slices.Concat(bronze.Tables, silver.Tables, gold.Tables) {
+	for _, def := range slices.Concat(bronze.Tables, silver.Tables, gold.Tables, []lake.TableDef{alerts.AlertsTable}) {
 		t, err := l.Ensure(ctx, def)
 		if err != nil {
 			return nil, err

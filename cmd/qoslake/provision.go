@@ -5,7 +5,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"strings"
 	"text/tabwriter"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"github.com/qoslake/qoslake/config"
 	"github.com/qoslake/qoslake/provision"
@@ -86,4 +90,21 @@ nothing and reports what already existed.`,
 			return nil
 		},
 	}
+}
+
+// topicARN returns the ARN of a topic the configuration names: an ARN as it
+// is, else the ARN of the topic of that name, created if it is missing
+// (idempotent, as provision creates it). Deployments pass the ARN (the
+// CloudFormation template does), so only operator setups — the demo, a
+// laptop against the emulator — reach CreateTopic; it lives with the
+// operator's code for that reason.
+func topicARN(ctx context.Context, api *sns.Client, nameOrARN string) (string, error) {
+	if strings.HasPrefix(nameOrARN, "arn:") {
+		return nameOrARN, nil
+	}
+	out, err := api.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(nameOrARN)})
+	if err != nil {
+		return "", fmt.Errorf("topic %s (pass its ARN where creating topics is not allowed): %w", nameOrARN, err)
+	}
+	return aws.ToString(out.TopicArn), nil
 }

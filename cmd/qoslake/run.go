@@ -26,13 +26,15 @@ available at start, commits and exits 0.
 
 Stages in this version: Kinesis player events and CDN logs (S3 events on
 SQS) into the bronze tables, exactly once; bronze to silver (typed,
-anonymised, enriched, de-duplicated) and silver's CDN requests to
-gold.cdn_minute (one-minute aggregates, late data corrected) every
---silver-every; table maintenance every --maintain-every.
+anonymised, enriched, de-duplicated); silver to the gold tables (one-minute
+aggregates, late data corrected); then the alert rules on every window
+gold's sources have closed (--alert-grace-*), publishing state changes to
+the alerts topic; all every --silver-every. Table maintenance every
+--maintain-every.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
-		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Silver},
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Silver, config.Alerts},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
 		},
@@ -49,10 +51,14 @@ Health and metrics are served on --http-addr: /healthz (alive), /readyz
 				if err != nil {
 					return err
 				}
+				r, err := m.Refinery(ctx, tables, t)
+				if err != nil {
+					return err
+				}
 				if err := m.Ingest(ctx, tables, true); err != nil {
 					return err
 				}
-				return m.refine(ctx, m.SilverStages(tables, t), m.GoldStages(tables))
+				return m.refine(ctx, r)
 			}
 			return m.RunPipeline(ctx)
 		},
@@ -88,10 +94,14 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	if geo != nil {
 		go geo.Watch(ctx, m.Config.GeoIPReload)
 	}
+	r, err := m.Refinery(ctx, tables, t)
+	if err != nil {
+		return err
+	}
 	silverDone := make(chan struct{})
 	go func() {
 		defer close(silverDone)
-		m.runSilver(ctx, m.SilverStages(tables, t), m.GoldStages(tables))
+		m.runSilver(ctx, r)
 	}()
 	// Whatever way this returns, the silver pass in flight finishes first:
 	// the catalog closes after it.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
+	"github.com/qoslake/qoslake/alerts"
 	"github.com/qoslake/qoslake/anonymize"
 	"github.com/qoslake/qoslake/bronze"
 	"github.com/qoslake/qoslake/geoip"
@@ -88,28 +89,55 @@ func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
 	}
 }
 
+// refinery is what runs after ingestion, in order: the silver stages, the
+// gold stages, then the alert rules and the alerts topic. Nil alerting
+// parts are skipped (commands that only refine).
+type refinery struct {
+	silver    []*silver.Stage
+	gold      map[string]goldStage
+	alerts    *alerts.Runner
+	publisher *alerts.Publisher
+}
+
+// Refinery builds the refinery over the tables.
+func (m *Main) Refinery(ctx context.Context, tables map[string]*lake.Table, t *silver.Transformer) (*refinery, error) {
+	r := &refinery{silver: m.SilverStages(tables, t), gold: m.GoldStages(tables)}
+	var err error
+	if r.alerts, r.publisher, err = m.Alerting(ctx, tables); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // refine carries what bronze committed through silver and then gold, each
-// stage to the end of its upstream. A stage that fails is logged and the
-// others go on: its checkpoint makes the next pass pick up where it was.
-func (m *Main) refine(ctx context.Context, stages []*silver.Stage, golds map[string]goldStage) error {
+// stage to the end of its upstream, then judges the windows gold closed and
+// publishes the alerts. A stage that fails is logged and the others go on:
+// its checkpoint makes the next pass pick up where it was.
+func (m *Main) refine(ctx context.Context, r *refinery) error {
 	var errs []error
-	for _, s := range stages {
+	for _, s := range r.silver {
 		if err := s.Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Silver.Name(), err))
 		}
 	}
-	for name, g := range golds {
+	for name, g := range r.gold {
 		if err := g.Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if r.alerts != nil {
+		if err := alert(ctx, r.alerts, r.publisher); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// runSilver moves new bronze rows to silver, and silver's to gold, every
-// --silver-every until ctx ends. A failed pass is logged and retried at the
-// next tick: the checkpoints make that safe.
-func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage, golds map[string]goldStage) {
+// runSilver moves new bronze rows to silver, silver's to gold and gold's
+// closed windows through the alert rules, every --silver-every until ctx
+// ends. A failed pass is logged and retried at the next tick: the
+// checkpoints make that safe.
+func (m *Main) runSilver(ctx context.Context, r *refinery) {
 	t := time.NewTicker(m.Config.SilverEvery)
 	defer t.Stop()
 	for {
@@ -117,7 +145,7 @@ func (m *Main) runSilver(ctx context.Context, stages []*silver.Stage, golds map[
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := m.refine(ctx, stages, golds); err != nil && ctx.Err() == nil {
+			if err := m.refine(ctx, r); err != nil && ctx.Err() == nil {
 				m.Logger.Error("refine pass failed; retrying at the next tick", "error", err)
 			}
 		}
