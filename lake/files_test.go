@@ -109,4 +109,3 @@ func TestNewestTimeFromStatistics(t *testing.T) {
 		t.Error("NewestTime of a missing column: no error")
 	}
 }
-
