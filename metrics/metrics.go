@@ -19,6 +19,7 @@ type Metrics struct {
 	MaintenanceRuns *prometheus.CounterVec
 	Ingest          *Ingest
 	Silver          *Silver
+	Updates         *Updates
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -41,6 +42,7 @@ func New() *Metrics {
 	}
 	m.Ingest = newIngest(m.Registry)
 	m.Silver = newSilver(m.Registry)
+	m.Updates = newUpdates(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
