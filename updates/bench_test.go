@@ -58,7 +58,7 @@ func BenchmarkBuildUpdates(b *testing.B) {
 	ctx := context.Background()
 	b.Run("first", func(b *testing.B) {
 		for b.Loop() {
-			ups, err := newBuilder(g.gold).build(ctx, UpdateTypes, nil)
+			ups, _, err := newBuilder(g.gold).build(ctx, UpdateTypes, nil)
 			if err != nil || len(ups) != len(UpdateTypes) {
 				b.Fatalf("%d updates, %v", len(ups), err)
 			}
@@ -66,7 +66,7 @@ func BenchmarkBuildUpdates(b *testing.B) {
 	})
 	b.Run("after_gold_commit", func(b *testing.B) {
 		bl := newBuilder(g.gold)
-		if _, err := bl.build(ctx, UpdateTypes, nil); err != nil {
+		if _, _, err := bl.build(ctx, UpdateTypes, nil); err != nil {
 			b.Fatal(err)
 		}
 		r := rand.New(rand.NewPCG(7, 8))
@@ -78,7 +78,7 @@ func BenchmarkBuildUpdates(b *testing.B) {
 				playerRows(r, videos, next-1, next))
 			next++
 			b.StartTimer()
-			ups, err := bl.build(ctx, UpdateTypes, nil)
+			ups, _, err := bl.build(ctx, UpdateTypes, nil)
 			if err != nil || len(ups) != len(UpdateTypes) {
 				b.Fatalf("%d updates, %v", len(ups), err)
 			}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,8 +67,11 @@ type builder struct {
 
 // build computes the updates of types from one pinned state of the gold
 // tables they read, leaving out those whose tables have not moved since the
-// pins of the last update of that type that was published (last).
-func (b *builder) build(ctx context.Context, types []UpdateType, last map[UpdateType]lake.Pins) ([]*update, error) {
+// pins of the last update of that type that was published (last). A type
+// whose update fails is returned in failed, with the error; the others are
+// built all the same, so one unreadable table holds back only the updates
+// that read it.
+func (b *builder) build(ctx context.Context, types []UpdateType, last map[UpdateType]lake.Pins) (out []*update, failed []UpdateType, err error) {
 	var tables []*lake.Table
 	for _, t := range types {
 		for _, tbl := range b.gold.tablesOf(t) {
@@ -77,14 +81,14 @@ func (b *builder) build(ctx context.Context, types []UpdateType, last map[Update
 		}
 	}
 	if len(tables) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pins, err := lake.Pin(ctx, tables...)
 	if err != nil {
-		return nil, fmt.Errorf("pin gold: %w", err)
+		return nil, types, fmt.Errorf("pin gold: %w", err)
 	}
 	r := &round{builder: b, pins: pins, generated: b.now().UTC()}
-	var out []*update
+	var errs []error
 	for _, t := range types {
 		ts := b.gold.tablesOf(t)
 		if ts == nil {
@@ -99,11 +103,13 @@ func (b *builder) build(ctx context.Context, types []UpdateType, last map[Update
 		}
 		u, err := r.build(ctx, t, mine)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t, err)
+			failed = append(failed, t)
+			errs = append(errs, fmt.Errorf("%s: %w", t, err))
+			continue
 		}
 		out = append(out, u)
 	}
-	return out, nil
+	return out, failed, errors.Join(errs...)
 }
 
 // round is one build: what several update types share is read once.

@@ -273,7 +273,7 @@ func newBuilder(g Gold) *builder {
 
 func buildAll(t *testing.T, b *builder, last map[UpdateType]lake.Pins) (map[UpdateType]decoded, []*update) {
 	t.Helper()
-	ups, err := b.build(context.Background(), UpdateTypes, last)
+	ups, _, err := b.build(context.Background(), UpdateTypes, last)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,5 +434,28 @@ func TestBuildWithoutSessions(t *testing.T) {
 	got, _ := buildAll(t, newBuilder(g.gold), nil)
 	if _, ok := got[ActiveUsers]; ok || len(got) != 3 {
 		t.Errorf("updates %v, want all but active_users", slices.Collect(maps.Keys(got)))
+	}
+}
+
+// A table an update cannot read fails that update only.
+func TestBuildIsolatesAFailingType(t *testing.T) {
+	g := openGold(t, t.TempDir())
+	noReason := sessionsDef
+	noReason.Name = "sessions_without_end_reason"
+	noReason.Columns = slices.DeleteFunc(slices.Clone(sessionsDef.Columns), func(c lake.Column) bool { return c.Name == "end_reason" })
+	tbl, err := g.lake.Ensure(t.Context(), noReason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []row
+	for _, r := range sessionRows {
+		rows = append(rows, maps.Clone(r))
+		delete(rows[len(rows)-1], "end_reason")
+	}
+	appendRows(t, tbl, noReason, rows)
+	g.gold.Sessions = tbl
+	ups, failed, err := newBuilder(g.gold).build(t.Context(), UpdateTypes, nil)
+	if err == nil || !slices.Equal(failed, []UpdateType{ActiveUsers}) || len(ups) != 3 {
+		t.Errorf("built %d updates, failed %v, err %v; want 3 built and active_users failed", len(ups), failed, err)
 	}
 }

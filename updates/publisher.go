@@ -85,7 +85,7 @@ const (
 type Publisher struct {
 	sns      SNS
 	topicARN string
-	build    func(ctx context.Context, types []UpdateType, last map[UpdateType]lake.Pins) ([]*update, error)
+	build    buildFunc
 	enabled  []UpdateType            // the types published, in UpdateTypes order
 	reads    map[UpdateType][]string // the gold tables each type reads
 	log      *slog.Logger
@@ -140,9 +140,13 @@ func New(client SNS, g Gold, o Options) (*Publisher, error) {
 	return start(client, b.build, reads, o), nil
 }
 
+// buildFunc computes the updates of types that gold changed since the pins
+// of the last ones published; failed are the types it could not build.
+type buildFunc func(ctx context.Context, types []UpdateType, last map[UpdateType]lake.Pins) (ups []*update, failed []UpdateType, err error)
+
 // start runs a publisher over any build function (tests give their own),
 // publishing the update types of reads.
-func start(client SNS, build func(context.Context, []UpdateType, map[UpdateType]lake.Pins) ([]*update, error), reads map[UpdateType][]string, o Options) *Publisher {
+func start(client SNS, build buildFunc, reads map[UpdateType][]string, o Options) *Publisher {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -244,9 +248,9 @@ func (p *Publisher) run(ctx context.Context) {
 	}
 }
 
-// drain builds and publishes until nothing is pending. A failed build is
-// tried again after a backoff, up to the attempt limit; the types it was
-// for stay pending, so the next notification tries again too.
+// drain builds and publishes until nothing is pending. The types whose
+// build failed stay pending and are tried again after a backoff, up to the
+// attempt limit; after that the next notification tries again.
 func (p *Publisher) drain(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
@@ -254,27 +258,27 @@ func (p *Publisher) drain(ctx context.Context) {
 		if len(types) == 0 {
 			return
 		}
-		ups, err := p.build(ctx, types, p.last)
-		if err != nil {
-			p.mark(types)
-			if ctx.Err() != nil {
-				return
-			}
-			failures++
-			p.obs.BuildFailed()
-			if failures >= p.attempts {
-				p.log.Error("gold updates not built; waiting for the next gold commit",
-					"update_types", types, "attempts", failures, "error", err)
-				return
-			}
-			p.log.Warn("gold updates not built; retrying", "update_types", types, "attempt", failures, "error", err)
-			if sleep(ctx, p.backoff(failures)) != nil {
-				return
-			}
+		ups, failed, err := p.build(ctx, types, p.last)
+		p.publish(ctx, ups)
+		if err == nil {
+			failures = 0
 			continue
 		}
-		failures = 0
-		p.publish(ctx, ups)
+		p.mark(failed)
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		p.obs.BuildFailed()
+		if failures >= p.attempts {
+			p.log.Error("gold updates not built; waiting for the next gold commit",
+				"update_types", failed, "attempts", failures, "error", err)
+			return
+		}
+		p.log.Warn("gold updates not built; retrying", "update_types", failed, "attempt", failures, "error", err)
+		if sleep(ctx, p.backoff(failures)) != nil {
+			return
+		}
 	}
 }
 

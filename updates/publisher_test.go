@@ -31,14 +31,15 @@ var reads = map[UpdateType][]string{
 type fakeBuilder struct {
 	videos int           // per update: a list this long, split as needed
 	block  chan struct{} // when set, the first build waits for it
-	fail   int           // the first builds that fail
+	fail   int           // the first builds that fail for failOf
+	failOf UpdateType    // "": every type
 
 	mu    sync.Mutex
 	calls [][]UpdateType
 	ids   []string
 }
 
-func (b *fakeBuilder) build(ctx context.Context, types []UpdateType, _ map[UpdateType]lake.Pins) ([]*update, error) {
+func (b *fakeBuilder) build(ctx context.Context, types []UpdateType, _ map[UpdateType]lake.Pins) ([]*update, []UpdateType, error) {
 	b.mu.Lock()
 	call := len(b.calls)
 	b.calls = append(b.calls, slices.Clone(types))
@@ -47,14 +48,19 @@ func (b *fakeBuilder) build(ctx context.Context, types []UpdateType, _ map[Updat
 		select {
 		case <-b.block:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, types, ctx.Err()
 		}
 	}
-	if call < b.fail {
-		return nil, errBuild
+	if call < b.fail && b.failOf == "" {
+		return nil, types, errBuild
 	}
 	var out []*update
+	var failed []UpdateType
 	for _, t := range types {
+		if call < b.fail && t == b.failOf {
+			failed = append(failed, t)
+			continue
+		}
 		id := fmt.Sprintf("%s-%d", t, call)
 		env := envelope{SchemaVersion: SchemaVersion, UpdateType: t, UpdateID: id}
 		videos := make([]VideoViews, b.videos)
@@ -65,14 +71,17 @@ func (b *fakeBuilder) build(ctx context.Context, types []UpdateType, _ map[Updat
 			return totalViewsBody{envelope: env, VideoCount: len(videos), Videos: v}
 		})
 		if err != nil {
-			return nil, err
+			return nil, types, err
 		}
 		out = append(out, &update{typ: t, id: id, pins: lake.Pins{"gold.x": {SnapshotID: int64(call + 1)}}, msgs: msgs})
 		b.mu.Lock()
 		b.ids = append(b.ids, id)
 		b.mu.Unlock()
 	}
-	return out, nil
+	if len(failed) > 0 {
+		return out, failed, errBuild
+	}
+	return out, nil, nil
 }
 
 func (b *fakeBuilder) builds() [][]UpdateType {
@@ -344,22 +353,47 @@ func TestRetrySupersededByNewerUpdate(t *testing.T) {
 }
 
 // A failed read of gold is tried again after a backoff; the update is
-// published once gold answers.
+// published once gold answers, and the updates that could be built are
+// published meanwhile.
 func TestBuildRetried(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := &fakeSNS{t: t}
-		b := &fakeBuilder{fail: 2}
-		obs := newObserved()
-		p := start(f, b.build, reads, opts(obs))
-		p.Notify("gold.sessions")
-		closeNow(t, p)
-		if got := len(b.builds()); got != 3 {
-			t.Errorf("%d builds, want 3", got)
-		}
-		if obs.builds != 2 || obs.get(obs.published, ActiveUsers) != 1 {
-			t.Errorf("build failures %d, active_users published %d; want 2, 1", obs.builds, obs.get(obs.published, ActiveUsers))
-		}
-	})
+	for _, tc := range []struct {
+		name   string
+		failOf UpdateType
+		builds [][]UpdateType
+	}{
+		{"every type", "", [][]UpdateType{UpdateTypes, UpdateTypes, UpdateTypes}},
+		{"one type", ActiveUsers, [][]UpdateType{UpdateTypes, {ActiveUsers}, {ActiveUsers}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeSNS{t: t}
+				b := &fakeBuilder{fail: 2, failOf: tc.failOf}
+				obs := newObserved()
+				p := start(f, b.build, reads, opts(obs))
+				began := time.Now()
+				p.Notify()
+				synctest.Wait()
+				if tc.failOf != "" && f.callCount() != 1 {
+					t.Errorf("%d requests while %s failed, want the other updates published at once", f.callCount(), tc.failOf)
+				}
+				closeNow(t, p)
+				if got := b.builds(); !slices.EqualFunc(got, tc.builds, slices.Equal) {
+					t.Errorf("builds %v, want %v", got, tc.builds)
+				}
+				if d := time.Since(began); d < defaultMinBackoff/2+defaultMinBackoff || d > 3*defaultMinBackoff {
+					t.Errorf("built after %s, want two backoffs", d)
+				}
+				for _, typ := range UpdateTypes {
+					if got := obs.get(obs.published, typ); got != 1 {
+						t.Errorf("%s published %d times, want 1", typ, got)
+					}
+				}
+				if obs.builds != 2 {
+					t.Errorf("%d build failures counted, want 2", obs.builds)
+				}
+			})
+		})
+	}
 }
 
 // Close publishes what is pending before it returns; a second Close is a
