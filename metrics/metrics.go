@@ -26,6 +26,7 @@ type Metrics struct {
 	Silver          *Silver
 	Gold            *Gold
 	Alerts          *Alerts
+	Updates         *Updates
 }
 
 // New registers the collectors on a fresh registry, with the Go runtime and
@@ -50,6 +51,7 @@ func New() *Metrics {
 	m.Silver = newSilver(m.Registry)
 	m.Gold = newGold(m.Registry)
 	m.Alerts = newAlerts(m.Registry)
+	m.Updates = newUpdates(m.Registry)
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
