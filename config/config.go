@@ -95,6 +95,7 @@ type Config struct {
 	AlertGracePlayer time.Duration
 	AlertCatchUp     time.Duration
 	DashboardURL     string
+	UpdatesRecent    time.Duration
 
 	MaintainEvery   time.Duration
 	SnapshotMaxAge  time.Duration
@@ -137,6 +138,7 @@ func Default() *Config {
 		AlertGraceCDN:    2 * time.Minute,
 		AlertGracePlayer: 2 * time.Minute,
 		AlertCatchUp:     3 * time.Hour,
+		UpdatesRecent:    15 * time.Minute,
 		MaintainEvery:    time.Hour,
 		SnapshotMaxAge:   6 * time.Hour,
 		SnapshotsRetain:  20,
@@ -216,6 +218,7 @@ func (c *Config) Settings() []Setting {
 		s(Alerts, "alert-grace-cdn", "how far the newest CDN log time must pass a window's end before CDN rules judge it", (*durationValue)(&c.AlertGraceCDN)),
 		s(Alerts, "alert-grace-player", "the same for player events and player rules", (*durationValue)(&c.AlertGracePlayer)),
 		s(Alerts, "alert-catch-up", "how far back a rule never evaluated starts (the oldest gold window that recent)", (*durationValue)(&c.AlertCatchUp)),
+		s(Alerts, "updates-recent", "window of the updates topic's active users and recent views (whole minutes)", (*durationValue)(&c.UpdatesRecent)),
 		s(Alerts, "dashboard-url", "base URL of the dashboard, for the drill-down links in alerts (empty: no links)", (*stringValue)(&c.DashboardURL)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
@@ -354,6 +357,9 @@ func (c *Config) Resolve(groups ...Group) error {
 			if g.v < 0 || g.v > 48*time.Hour {
 				bad(g.flag, "%s is not between 0 and 48h", g.v)
 			}
+		}
+		if c.UpdatesRecent < time.Minute || c.UpdatesRecent%time.Minute != 0 || c.UpdatesRecent > 24*time.Hour {
+			bad("updates-recent", "%s is not whole minutes between 1m and 24h", c.UpdatesRecent)
 		}
 		if c.AlertCatchUp < time.Minute || c.AlertCatchUp > 30*24*time.Hour {
 			bad("alert-catch-up", "%s is not between 1m and 720h", c.AlertCatchUp)

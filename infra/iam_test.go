@@ -32,6 +32,7 @@ var services = map[string]string{
 // actionFor names the IAM action of an API operation where they differ.
 var actionFor = map[string]string{
 	"sqs:DeleteMessageBatch":                "sqs:DeleteMessage",
+	"sns:PublishBatch":                      "sns:Publish", // PublishBatch is authorised as sns:Publish
 	"sqs:SendMessageBatch":                  "sqs:SendMessage",
 	"sqs:ChangeMessageVisibilityBatch":      "sqs:ChangeMessageVisibility",
 	"s3:HeadObject":                         "s3:GetObject",

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/simulate"
@@ -130,4 +135,35 @@ func (s *stack) number(v string) float64 {
 		s.t.Fatalf("gold value %q: %v", v, err)
 	}
 	return n
+}
+
+// receiveUpdates drains the updates topic's example queue (raw delivery):
+// the update types received, and the last kpi_summary body.
+func (s *stack) receiveUpdates() (map[string]int, map[string]any) {
+	s.t.Helper()
+	url := s.queueURL(s.name("updates-example"))
+	types := map[string]int{}
+	var kpi map[string]any
+	for {
+		out, err := s.aws.SQS.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(url),
+			MaxNumberOfMessages: 10, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return types, kpi
+		}
+		for _, m := range out.Messages {
+			a, ok := m.MessageAttributes["update_type"]
+			if !ok {
+				s.t.Fatalf("update without an update_type attribute: %s", aws.ToString(m.Body))
+			}
+			types[aws.ToString(a.StringValue)]++
+			if aws.ToString(a.StringValue) == "kpi_summary" {
+				if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &kpi); err != nil {
+					s.t.Fatal(err)
+				}
+			}
+		}
+	}
 }

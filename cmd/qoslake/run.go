@@ -56,9 +56,9 @@ Health and metrics are served on --http-addr: /healthz (alive), /readyz
 					return err
 				}
 				if err := m.Ingest(ctx, tables, true); err != nil {
-					return err
+					return errors.Join(err, r.close(ctx))
 				}
-				return m.refine(ctx, r)
+				return errors.Join(m.refine(ctx, r), r.close(ctx))
 			}
 			return m.RunPipeline(ctx)
 		},
@@ -102,6 +102,9 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	go func() {
 		defer close(silverDone)
 		m.runSilver(ctx, r)
+		if err := r.close(ctx); err != nil {
+			m.Logger.Warn("updates not all published at shutdown", "error", err)
+		}
 	}()
 	// Whatever way this returns, the silver pass in flight finishes first:
 	// the catalog closes after it.

@@ -173,4 +173,15 @@ func TestSDKFormSimulatedTrafficExactly(t *testing.T) {
 		t.Error("nothing joined")
 	}
 	s.checkGoldMatchesTruth(sdk, low)
+
+	// run --once carried gold to the updates topic too.
+	types, kpi := s.receiveUpdates()
+	for _, ut := range []string{"kpi_summary", "recent_views", "total_views"} {
+		if types[ut] == 0 {
+			t.Errorf("the updates queue got no %s (got %v)", ut, types)
+		}
+	}
+	if kpi["gold_snapshots"] == nil || kpi["last_5_minutes"] == nil {
+		t.Errorf("kpi_summary %v", kpi)
+	}
 }

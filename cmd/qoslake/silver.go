@@ -15,6 +15,7 @@ import (
 	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/silver"
+	"github.com/qoslake/qoslake/updates"
 )
 
 // Transformer builds the silver transform from the configuration: the
@@ -95,6 +96,7 @@ func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
 type refinery struct {
 	silver    []*silver.Stage
 	gold      map[string]goldStage
+	updates   *updates.Publisher
 	alerts    *alerts.Runner
 	publisher *alerts.Publisher
 }
@@ -106,7 +108,38 @@ func (m *Main) Refinery(ctx context.Context, tables map[string]*lake.Table, t *s
 	if r.alerts, r.publisher, err = m.Alerting(ctx, tables); err != nil {
 		return nil, err
 	}
+	if r.updates, err = m.Updates(ctx, tables); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// Updates starts the updates topic's publisher over the gold tables.
+func (m *Main) Updates(ctx context.Context, tables map[string]*lake.Table) (*updates.Publisher, error) {
+	a, err := m.AWS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	arn, err := topicARN(ctx, a.SNS, m.Config.UpdatesTopic)
+	if err != nil {
+		return nil, fmt.Errorf("--updates-topic: %w", err)
+	}
+	return updates.New(a.SNS, updates.Gold{
+		PlayerMinute: tables[gold.PlayerMinuteTable.FullName()],
+		CDNMinute:    tables[gold.CDNMinuteTable.FullName()],
+	}, updates.Options{TopicARN: arn, Recent: m.Config.UpdatesRecent,
+		Logger: m.Logger.With("stage", "updates"), Observer: m.Metrics.Updates})
+}
+
+// close flushes the updates still pending, within a deadline: an update
+// not sent by then is superseded by the next run's anyway.
+func (r *refinery) close(ctx context.Context) error {
+	if r.updates == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return r.updates.Close(ctx)
 }
 
 // refine carries what bronze committed through silver and then gold, each
@@ -123,6 +156,11 @@ func (m *Main) refine(ctx context.Context, r *refinery) error {
 	for name, g := range r.gold {
 		if err := g.Drain(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			continue
+		}
+		// Returns at once; the publisher finds out whether gold moved.
+		if r.updates != nil {
+			r.updates.Notify(name)
 		}
 	}
 	if r.alerts != nil {
