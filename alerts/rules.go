@@ -394,7 +394,7 @@ func (c Condition) validate() []string {
 // Dashboard path of the view an alert of this rule opens.
 func (r Rule) view() string {
 	switch {
-	case strings.HasPrefix(r.Metric, "cdn."):
+	case strings.HasPrefix(r.Metric, "cdn."), slices.Contains(r.GroupBy, "edge_location"):
 		return "/cdn"
 	case slices.Contains(r.GroupBy, "isp") || slices.Contains(r.GroupBy, "country"):
 		return "/network"

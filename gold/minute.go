@@ -24,9 +24,33 @@ type rollup[K comparable, A any] struct {
 	aggregate  func(groups map[K]*A, touched map[int64]bool, r arrow.RecordBatch)
 	sortedKeys func(groups map[K]*A) []K
 	appendRow  func(out *lake.Rows, k K, a *A)
+	// touched finds the windows the upstream changed since from, and the
+	// position it got to (nil: appendedWindows, for an append-only
+	// upstream).
+	touched touchedFunc
 	// fold folds each window's long tails into Other (fold.go); nil keeps
 	// every value.
 	fold func(groups map[K]*A, limits map[string]int) map[K]*A
+}
+
+// touchedFunc returns the windows an upstream table's changes since from
+// touch, with the increment they make (its end position and rows), reading
+// about maxRows rows at most; lake.ErrNoChange when there are none.
+type touchedFunc func(ctx context.Context, up *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error)
+
+// appendedWindows is the touchedFunc of an append-only upstream (silver):
+// the windows of the rows appended since from.
+func appendedWindows(ctx context.Context, up *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error) {
+	touched := map[int64]bool{}
+	inc, err := up.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{timeColumn}},
+		func(r arrow.RecordBatch) error {
+			ts := column[*array.Timestamp](r, timeColumn)
+			for i := range ts.Len() {
+				touched[windowOf(int64(ts.Value(i)))] = true
+			}
+			return nil
+		})
+	return touched, inc, err
 }
 
 // minuteStage keeps a gold minute table up to date with its silver table:
@@ -132,15 +156,11 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 		maxRows = 100_000
 	}
 	start := time.Now()
-	touched := map[int64]bool{}
-	inc, err := s.silver.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{s.r.timeColumn}},
-		func(r arrow.RecordBatch) error {
-			ts := column[*array.Timestamp](r, s.r.timeColumn)
-			for i := range ts.Len() {
-				touched[windowOf(int64(ts.Value(i)))] = true
-			}
-			return nil
-		})
+	touch := s.r.touched
+	if touch == nil {
+		touch = appendedWindows
+	}
+	touched, inc, err := touch(ctx, s.silver, s.r.timeColumn, from, maxRows)
 	if errors.Is(err, lake.ErrNoChange) {
 		return none, err
 	}

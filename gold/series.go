@@ -143,6 +143,47 @@ var metrics = []Metric{
 		"Average bitrate (CTA-2066), bits per second = sum(bitrate_bps_sum) / sum(bitrate_bps_count): the mean of the "+
 			"bitrates players report, weighted by event. Volume: events with a bitrate.",
 		PlayerMinuteTable, PlayerDimensions, "bitrate_bps_sum", "bitrate_bps_count"),
+	{
+		Name: "session.failure_share", Unit: "ratio", Table: SessionMinuteTable, Dimensions: SessionDimensions,
+		Doc: "Playback error share = (start_failures + playback_failures) / attempts over the sessions whose last event is " +
+			"in the window: CTA-2066 video start failures and playback failures per video start attempt. Volume: attempts.",
+		Columns: []string{"attempts", "start_failures", "playback_failures"}, Volume: "attempts", volume: 0,
+		value: func(s []float64) float64 { return (s[1] + s[2]) / s[0] },
+	},
+	ratioMetric("session.start_failure_ratio", "ratio",
+		"CTA-2066 video start failure ratio = start_failures / attempts (an ERROR before the first frame), over the sessions "+
+			"whose last event is in the window. Volume: attempts.",
+		SessionMinuteTable, SessionDimensions, "start_failures", "attempts"),
+	ratioMetric("session.exit_before_start_ratio", "ratio",
+		"CTA-2066 exit before video start ratio = exits_before_start / attempts (left before the first frame without an "+
+			"error), over the sessions whose last event is in the window. Volume: attempts.",
+		SessionMinuteTable, SessionDimensions, "exits_before_start", "attempts"),
+	ratioMetric("session.playback_failure_ratio", "ratio",
+		"CTA-2066 playback failure ratio = playback_failures / started (an ERROR after the first frame), over the sessions "+
+			"whose last event is in the window. Volume: started sessions.",
+		SessionMinuteTable, SessionDimensions, "playback_failures", "started"),
+	{
+		Name: "session.rebuffering_ratio", Unit: "ratio", Table: SessionMinuteTable, Dimensions: SessionDimensions,
+		Doc: "CTA-2066 rebuffering ratio = stall time / watch time = sum(stall_ms_sum) / 1000 / sum(watch_time_s_sum), over " +
+			"the sessions whose last event is in the window. Volume: sessions.",
+		Columns: []string{"sessions", "stall_ms_sum", "watch_time_s_sum"}, Volume: "sessions", volume: 0,
+		value: func(s []float64) float64 { return s[1] / 1000 / s[2] },
+	},
+	{
+		Name: "session.avg_bitrate_bps", Unit: "bps", Table: SessionMinuteTable, Dimensions: SessionDimensions,
+		Doc: "CTA-2066 average bitrate, weighted by play time = sum(bits_played_sum) / sum(watch_time_s_sum), bits per " +
+			"second. Volume: sessions.",
+		Columns: []string{"sessions", "bits_played_sum", "watch_time_s_sum"}, Volume: "sessions", volume: 0,
+		value: func(s []float64) float64 { return s[1] / s[2] },
+	},
+	quantileMetric("session.start_time_p50_ms",
+		"CTA-2066 video start time, median over sessions, ms, from the summed start_time_le_* buckets; by edge_location "+
+			"and edge_result_type the time to first frame per edge and cache result. Volume: started sessions with a start time.",
+		SessionMinuteTable, SessionDimensions, StartTimeBucketColumns, 0.5, StartTimeQuantile),
+	quantileMetric("session.start_time_p95_ms",
+		"CTA-2066 video start time, 95th percentile over sessions, ms (see session.start_time_p50_ms). Volume: started "+
+			"sessions with a start time.",
+		SessionMinuteTable, SessionDimensions, StartTimeBucketColumns, 0.95, StartTimeQuantile),
 }
 
 // HeartbeatInterval is how often the reference player SDK sends a STREAM

@@ -42,6 +42,10 @@ type Change struct {
 	Added, Removed []FileChange
 	AddedRows      int64
 	RemovedRows    int64
+	// Summary holds the Batch.Summary the commit wrote (without the
+	// "qoslake." prefix): what the writer said about the change, such as
+	// which windows it touched.
+	Summary map[string]string
 }
 
 // Partitions lists the distinct partitions (in FileChange.Partition form)
@@ -117,6 +121,14 @@ func changeOf(ctx context.Context, tbl *table.Table, fs icebergio.IO, s table.Sn
 	if s.Summary != nil {
 		c.Operation = string(s.Summary.Operation)
 		c.CommitID = s.Summary.Properties[SummaryCommitID]
+		for k, v := range s.Summary.Properties {
+			if strings.HasPrefix(k, summaryPrefix) && !strings.HasPrefix(k, checkpointPrefix) && !internalSummaryKey(k) {
+				if c.Summary == nil {
+					c.Summary = map[string]string{}
+				}
+				c.Summary[strings.TrimPrefix(k, summaryPrefix)] = v
+			}
+		}
 	}
 	manifests, err := s.Manifests(fs)
 	if err != nil {
@@ -186,4 +198,10 @@ func contentName(c iceberg.ManifestEntryContent) string {
 	default:
 		return "data"
 	}
+}
+
+// internalSummaryKey reports whether a snapshot summary key is the table
+// layer's own bookkeeping rather than a writer's Batch.Summary.
+func internalSummaryKey(k string) bool {
+	return k == SummaryCommitID || k == summaryVersionKey || k == summaryLastRewriteKey
 }

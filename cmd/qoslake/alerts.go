@@ -32,12 +32,15 @@ func (m *Main) AlertRules() ([]alerts.Rule, error) {
 func (m *Main) AlertEvaluator(tables map[string]*lake.Table) *alerts.Evaluator {
 	return &alerts.Evaluator{
 		Tables: map[string]*lake.Table{
-			gold.CDNMinuteTable.FullName():    tables[gold.CDNMinuteTable.FullName()],
-			gold.PlayerMinuteTable.FullName(): tables[gold.PlayerMinuteTable.FullName()],
+			gold.CDNMinuteTable.FullName():     tables[gold.CDNMinuteTable.FullName()],
+			gold.PlayerMinuteTable.FullName():  tables[gold.PlayerMinuteTable.FullName()],
+			gold.SessionMinuteTable.FullName(): tables[gold.SessionMinuteTable.FullName()],
 		},
+		// Sessions come from player events: the player's grace.
 		Grace: map[string]time.Duration{
-			gold.CDNMinuteTable.FullName():    m.Config.AlertGraceCDN,
-			gold.PlayerMinuteTable.FullName(): m.Config.AlertGracePlayer,
+			gold.CDNMinuteTable.FullName():     m.Config.AlertGraceCDN,
+			gold.PlayerMinuteTable.FullName():  m.Config.AlertGracePlayer,
+			gold.SessionMinuteTable.FullName(): m.Config.AlertGracePlayer,
 		},
 		DashboardURL: m.Config.DashboardURL,
 	}
