@@ -25,7 +25,7 @@ import (
 // the rules, so gold.alerts holds a fired and a resolved change to publish.
 func commitOutbox(t *testing.T, e goldEnv) {
 	t.Helper()
-	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 60, "FRA56-P3", 30, 40))
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 80, "FRA56-P3", 40, 50))
 	alerts, err := e.runner(Defaults()[:1]).Evaluate(context.Background())
 	if err != nil || len(alerts) != 2 {
 		t.Fatalf("evaluate: %v, %v", transitions(alerts), err)
@@ -69,8 +69,8 @@ func TestRefusedPublishWaitsAndIsSentOnce(t *testing.T) {
 	if n, err := p.Publish(ctx); err != nil || n != 0 {
 		t.Fatalf("publish again: %d sent, %v", n, err)
 	}
-	if len(api.accepted) != 2 || api.accepted[0] != "edge_latency/FRA56-P3/2026-03-02T12:31:00Z/fired" ||
-		api.accepted[1] != "edge_latency/FRA56-P3/2026-03-02T12:31:00Z/resolved" {
+	if len(api.accepted) != 2 || api.accepted[0] != "edge_latency/FRA56-P3/2026-03-02T12:41:00Z/fired" ||
+		api.accepted[1] != "edge_latency/FRA56-P3/2026-03-02T12:41:00Z/resolved" {
 		t.Errorf("SNS accepted %v", api.accepted)
 	}
 }

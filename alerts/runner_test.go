@@ -125,8 +125,9 @@ func TestEdgeLatencyIncidentFiresOnceAndResolves(t *testing.T) {
 	rules := Defaults()[:1] // edge_latency
 	ctx := context.Background()
 
-	// Normal traffic for 30 minutes, then FRA56-P3 is slow from 30 to 40.
-	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 35, "FRA56-P3", 30, 40))
+	// Normal traffic for 40 minutes (the trailing baseline needs 30),
+	// then FRA56-P3 is slow from 40 to 50.
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 45, "FRA56-P3", 40, 50))
 	first, err := e.runner(rules).Evaluate(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -135,7 +136,7 @@ func TestEdgeLatencyIncidentFiresOnceAndResolves(t *testing.T) {
 	// A restart in the middle of the incident: another process, its own
 	// catalog connection and runner.
 	e2 := openGold(t, dir)
-	commitRows(t, e2.cdn, gold.CDNMinuteTable, edgeMinutes(35, 60, "FRA56-P3", 30, 40))
+	commitRows(t, e2.cdn, gold.CDNMinuteTable, edgeMinutes(45, 80, "FRA56-P3", 40, 50))
 	second, err := e2.runner(rules).Evaluate(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -149,15 +150,15 @@ func TestEdgeLatencyIncidentFiresOnceAndResolves(t *testing.T) {
 	}
 
 	got := strings.Join(transitions(append(append(first, second...), third...)), "\n")
-	// The 5-minute window first holds a slow minute at 12:31 and two at
-	// 12:32 (mean 124 ms, far over 110% of the 40 ms baseline): for: 2m
-	// fires at the second breaching step. By 12:44 the trailing baseline
-	// holds nine slow minutes (88.5 ms, resolve limit 93 ms) and the
-	// window one (82 ms): clear, and three clear steps (resolve_for 3m)
-	// resolve at 12:46.
+	// The 5-minute window first holds a slow minute at 12:41 (mean 82 ms,
+	// far over 110% of the 40 ms trailing baseline, which has had traffic
+	// in the 30 minutes it needs since 12:35): for: 2m fires at the second
+	// breaching step. At 12:54 the trailing hour holds nine slow minutes
+	// (78.6 ms, resolve limit 82.5 ms) and the window one (82 ms): clear,
+	// and three clear steps (resolve_for 3m) resolve at 12:56.
 	want := strings.Join([]string{
-		"edge_latency fired edge_location FRA56-P3 at 12:32",
-		"edge_latency resolved edge_location FRA56-P3 at 12:46",
+		"edge_latency fired edge_location FRA56-P3 at 12:42",
+		"edge_latency resolved edge_location FRA56-P3 at 12:56",
 	}, "\n")
 	if got != want {
 		t.Errorf("alerts:\n%s\nwant:\n%s", got, want)
@@ -185,7 +186,7 @@ func TestEdgeLatencyIncidentFiresOnceAndResolves(t *testing.T) {
 func TestBacktestIsTheLiveRun(t *testing.T) {
 	e := openGold(t, t.TempDir())
 	rules := Defaults()[:1]
-	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 60, "FRA56-P3", 30, 40))
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 80, "FRA56-P3", 40, 50))
 	live, err := e.runner(rules).Evaluate(context.Background())
 	if err != nil {
 		t.Fatal(err)

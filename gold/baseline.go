@@ -25,6 +25,7 @@ import (
 //  2. Trailing. Otherwise (a new edge, a new app, an hour that is usually
 //     quiet), when the group's volume over the Trailing (T, default 60
 //     minutes) before the window, [from - T, from), is at least MinVolume,
+//     and it had volume in at least MinMinutes (default 30) of its minutes,
 //     the baseline is the group's value over that range: summed first, so
 //     weighted by volume. It follows the current level of the day, and so
 //     also a degradation already under way before the window (all of it,
@@ -45,6 +46,9 @@ const (
 	// DefaultBaselineTrailing is T: the range before the window the
 	// trailing baseline reads.
 	DefaultBaselineTrailing = 60 * time.Minute
+	// DefaultBaselineMinMinutes are the minutes of the trailing range that
+	// need volume for a trailing baseline: half of it.
+	DefaultBaselineMinMinutes = 30
 )
 
 // BaselineKind says which definition a baseline took.
@@ -70,6 +74,11 @@ type BaselineOptions struct {
 	// Trailing is T, the range before the window the trailing baseline
 	// reads (default DefaultBaselineTrailing).
 	Trailing time.Duration
+	// MinMinutes is how many minutes of the trailing range must have
+	// volume for the trailing baseline (default DefaultBaselineMinMinutes,
+	// at most the range): a baseline from a few minutes of history is
+	// noise, and a rule judging against it fires on noise.
+	MinMinutes int
 	// MinVolume is the volume a day or the trailing range needs to count
 	// as having volume (default 1: any).
 	MinVolume int64
@@ -85,6 +94,10 @@ func (o BaselineOptions) withDefaults() (BaselineOptions, error) {
 	if o.MinVolume <= 0 {
 		o.MinVolume = 1
 	}
+	if o.MinMinutes <= 0 {
+		o.MinMinutes = DefaultBaselineMinMinutes
+	}
+	o.MinMinutes = min(o.MinMinutes, int(o.Trailing/time.Minute))
 	if o.MinDays < 1 || o.MinDays > BaselineDays {
 		return o, fmt.Errorf("baseline needs 1 to %d days with volume, not %d", BaselineDays, o.MinDays)
 	}
@@ -239,7 +252,7 @@ func baselineOf(m Metric, tl *tally, o BaselineOptions) Baseline {
 	switch {
 	case len(days) >= o.MinDays:
 		b.Kind, b.Value, b.Volume = SameTimeMedian, median(days), dayVolume
-	case trailing.Volume >= o.MinVolume:
+	case trailing.Volume >= o.MinVolume && trailing.Minutes >= o.MinMinutes:
 		b.Kind, b.Value, b.Volume = Trailing, trailing.Value, trailing.Volume
 	}
 	return b

@@ -193,7 +193,12 @@ func TestBaselineTrailingWhenHistoryShort(t *testing.T) {
 		latency(from.Add(-20*time.Minute), "NEW1-C1", 4, 100),
 	})
 
+	// By default the trailing hour needs traffic in 30 of its minutes:
+	// two minutes of history make no baseline.
 	got := baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{})
+	checkBaseline(t, got, "FRA56-P3", Baseline{Kind: NoBaseline, Value: math.NaN(), Days: 2, Minutes: 2, Trailing: time.Hour})
+
+	got = baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{MinMinutes: 1})
 	if len(got) != 2 {
 		t.Errorf("baselines of %d groups, want 2: %v", len(got), got)
 	}
@@ -209,13 +214,13 @@ func TestBaselineTrailingWhenHistoryShort(t *testing.T) {
 
 	// A 10-minute trailing range holds only the minute 5 minutes back; a
 	// MinVolume of 11 makes it, and each day, too small.
-	got = baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{Trailing: 10 * time.Minute})
+	got = baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{Trailing: 10 * time.Minute, MinMinutes: 1})
 	checkBaseline(t, got, "FRA56-P3", Baseline{Kind: Trailing, Value: 200, Volume: 10, Days: 2, Minutes: 1, Trailing: 10 * time.Minute})
-	got = baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{Trailing: 10 * time.Minute, MinVolume: 11})
+	got = baselines(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{Trailing: 10 * time.Minute, MinVolume: 11, MinMinutes: 1})
 	checkBaseline(t, got, "FRA56-P3", Baseline{Kind: NoBaseline, Value: math.NaN(), Days: 0, Minutes: 1, Trailing: 10 * time.Minute})
 
 	// Compare reads the window and the same baseline in one scan.
-	cmp := compare(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{})
+	cmp := compare(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{MinMinutes: 1})
 	c := cmp["FRA56-P3"]
 	if c.Current != (Point{Value: 500, Volume: 10, Minutes: 1}) || c.Baseline.Value != 150 || c.Baseline.Kind != Trailing {
 		t.Errorf("compare FRA56-P3: %+v", c)
@@ -274,7 +279,7 @@ func TestBaselineSameTimeMedian(t *testing.T) {
 		t.Errorf("description %q", s)
 	}
 
-	cmp := compare(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{})
+	cmp := compare(t, byEdge, cdn, lake.SnapshotPos{}, from, to, BaselineOptions{MinMinutes: 1})
 	c := cmp["FRA56-P3"]
 	if c.Current != (Point{Value: 126.5, Volume: 10, Minutes: 1}) || c.Baseline != got["FRA56-P3"] {
 		t.Errorf("compare FRA56-P3: %+v", c)
