@@ -5,9 +5,11 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -96,10 +98,9 @@ type Generator struct {
 	sessions []*session
 	nextID   int
 
-	scenario  string
-	incident  *Incident
+	// active are the incidents under way, by scenario.
+	active    map[string]*Incident
 	incidents []Incident
-	target    string
 
 	truths []*SessionTruth
 	edges  map[string]*EdgeTruth // by edge location
@@ -195,7 +196,7 @@ func New(cfg Config) *Generator {
 		cfg.Form = FormSDK
 	}
 	cfg.Start = cfg.Start.UTC().Truncate(time.Second)
-	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), now: cfg.Start, scenario: Normal}
+	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), now: cfg.Start}
 	g.periodEnd = cfg.Start.Add(cfg.LogEvery)
 	return g
 }
@@ -203,56 +204,93 @@ func New(cfg Config) *Generator {
 // Now is the simulated time of the next tick.
 func (g *Generator) Now() time.Time { return g.now }
 
-// Scenario returns the scenario in force.
-func (g *Generator) Scenario() string { return g.scenario }
+// Scenario returns the scenario in force: "normal", one incident, or
+// incidents joined by "+".
+func (g *Generator) Scenario() string {
+	if len(g.active) == 0 {
+		return Normal
+	}
+	names := make([]string, 0, len(g.active))
+	for _, inc := range g.active {
+		names = append(names, inc.Scenario)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "+")
+}
 
-// SetScenario switches scenario at the current simulated time.
+// SetScenario switches scenario at the current simulated time. Several
+// incidents run at once when joined by "+" (edge-latency+isp-buffering):
+// an incident already under way goes on with its target, the others end.
 func (g *Generator) SetScenario(name string) error {
-	if !validScenario(name) {
-		return fmt.Errorf("scenario %q: want one of %s", name, strings.Join(Scenarios, ", "))
+	if err := checkScenario(name); err != nil {
+		return err
 	}
-	if name == g.scenario {
-		return nil
+	want := map[string]bool{}
+	for _, part := range strings.Split(name, "+") {
+		if part != Normal {
+			want[part] = true
+		}
 	}
-	if g.incident != nil {
-		g.incident.End = g.now
-		g.incidents = append(g.incidents, *g.incident)
-		g.incident = nil
+	for _, sc := range slices.Sorted(maps.Keys(g.active)) {
+		if !want[sc] {
+			inc := g.active[sc]
+			inc.End = g.now
+			g.incidents = append(g.incidents, *inc)
+			delete(g.active, sc)
+		}
 	}
-	g.scenario, g.target = name, ""
-	switch name {
-	case EdgeLatency:
-		n := Networks[g.rng.IntN(len(Networks))]
-		g.target = n.Edges[0]
-	case AppErrors:
-		c := Clients[g.rng.IntN(len(Clients))]
-		g.target = c.App + "/" + c.Device
-	case ISPBuffering:
-		g.target = Networks[g.rng.IntN(len(Networks))].ISP
-	case LateCDNLogs:
-		g.target = g.cfg.LateBy.String()
-	}
-	if name != Normal {
-		g.incident = &Incident{Scenario: name, Target: g.target, Start: g.now}
+	// In schedule order, so a run's targets follow from its seed.
+	for _, sc := range strings.Split(name, "+") {
+		if sc == Normal || g.active[sc] != nil {
+			continue
+		}
+		var target string
+		switch sc {
+		case EdgeLatency:
+			n := Networks[g.rng.IntN(len(Networks))]
+			target = n.Edges[0]
+		case AppErrors:
+			c := Clients[g.rng.IntN(len(Clients))]
+			target = c.App + "/" + c.Device
+		case ISPBuffering:
+			target = Networks[g.rng.IntN(len(Networks))].ISP
+		case LateCDNLogs:
+			target = g.cfg.LateBy.String()
+		}
+		if g.active == nil {
+			g.active = map[string]*Incident{}
+		}
+		g.active[sc] = &Incident{Scenario: sc, Target: target, Start: g.now}
 	}
 	return nil
 }
 
-func validScenario(s string) bool {
-	for _, x := range Scenarios {
-		if x == s {
-			return true
-		}
-	}
-	return false
+// hit reports whether the incident of the scenario is under way and
+// targets the value (an edge, an ISP, app/device).
+func (g *Generator) hit(scenario, value string) bool {
+	inc := g.active[scenario]
+	return inc != nil && inc.Target == value
 }
 
-// Incidents returns the incidents so far, the open one with no end.
+// checkScenario accepts a scenario or several joined by "+".
+func checkScenario(name string) error {
+	parts := strings.Split(name, "+")
+	for _, p := range parts {
+		if !slices.Contains(Scenarios, p) || (p == Normal && len(parts) > 1) {
+			return fmt.Errorf("scenario %q: want one of %s, or incidents joined by +", name, strings.Join(Scenarios, ", "))
+		}
+	}
+	return nil
+}
+
+// Incidents returns the incidents so far, in order of start, the open ones
+// with no end.
 func (g *Generator) Incidents() []Incident {
 	out := append([]Incident(nil), g.incidents...)
-	if g.incident != nil {
-		out = append(out, *g.incident)
+	for _, sc := range slices.Sorted(maps.Keys(g.active)) {
+		out = append(out, *g.active[sc])
 	}
+	slices.SortStableFunc(out, func(a, b Incident) int { return a.Start.Compare(b.Start) })
 	return out
 }
 
@@ -357,11 +395,12 @@ func (g *Generator) Flush() ([]Event, []LogFile) {
 	// a session that is simply still going.
 	var events []Event
 	g.sessions = nil
-	if g.incident != nil {
-		g.incident.End = g.now
-		g.incidents = append(g.incidents, *g.incident)
-		g.incident = nil
+	for _, sc := range slices.Sorted(maps.Keys(g.active)) {
+		inc := g.active[sc]
+		inc.End = g.now
+		g.incidents = append(g.incidents, *inc)
 	}
+	g.active = nil
 	return events, g.dueLogs(true)
 }
 
@@ -383,7 +422,7 @@ func (g *Generator) newSession() *session {
 		s.ip = randomAddr(g.rng, s.net.V4)
 	}
 	startup := time.Duration(800+g.rng.ExpFloat64()*900) * time.Millisecond
-	if g.scenario == EdgeLatency && s.edge == g.target {
+	if g.hit(EdgeLatency, s.edge) {
 		startup *= 4
 	}
 	s.firstFrame = s.start.Add(startup.Truncate(time.Millisecond))
@@ -466,7 +505,7 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 		s.lastStream = t
 	}
 	rebuffer := 0.003
-	if g.scenario == ISPBuffering && s.net.ISP == g.target {
+	if g.hit(ISPBuffering, s.net.ISP) {
 		rebuffer = 0.05
 	}
 	if g.rng.Float64() < rebuffer {
@@ -493,7 +532,7 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 		tr.Pauses++
 	}
 	failure := 0.0002
-	if g.scenario == AppErrors && s.client.App+"/"+s.client.Device == g.target {
+	if g.hit(AppErrors, s.client.App+"/"+s.client.Device) {
 		failure = 0.02
 	}
 	switch {
@@ -636,7 +675,7 @@ func (g *Generator) segment(s *session, t time.Time) {
 		result = "Miss"
 		latency += 0.08 + g.rng.ExpFloat64()*0.1
 	}
-	if g.scenario == EdgeLatency && s.edge == g.target {
+	if g.hit(EdgeLatency, s.edge) {
 		latency *= 6
 	}
 	status := "200"
@@ -668,7 +707,7 @@ func (g *Generator) dueLogs(all bool) []LogFile {
 	var out []LogFile
 	for !g.now.Before(g.periodEnd) || (all && len(g.lines) > 0) {
 		if f, ok := g.cut(); ok {
-			if g.scenario == LateCDNLogs {
+			if g.active[LateCDNLogs] != nil {
 				f.Due = g.periodEnd.Add(g.cfg.LateBy)
 				g.held = append(g.held, f)
 			} else {

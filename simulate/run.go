@@ -48,8 +48,8 @@ func ParseSchedule(s string) ([]Step, error) {
 		if err != nil {
 			return nil, fmt.Errorf("schedule step %q: %w", part, err)
 		}
-		if !validScenario(name) {
-			return nil, fmt.Errorf("schedule step %q: scenario %q: want one of %s", part, name, strings.Join(Scenarios, ", "))
+		if err := checkScenario(name); err != nil {
+			return nil, fmt.Errorf("schedule step %q: %w", part, err)
 		}
 		out = append(out, Step{At: d, Scenario: name})
 	}

@@ -356,3 +356,29 @@ func TestSummaryStatesTheTruth(t *testing.T) {
 		t.Errorf("totals %+v (events %d, summed %d; stalls %d)", tot, sum.EventsTotal, events, stalls)
 	}
 }
+
+// TestConcurrentIncidents: incidents joined by "+" run at once; one that
+// goes on keeps its target, the others end when the schedule drops them.
+func TestConcurrentIncidents(t *testing.T) {
+	g := simulate.New(simulate.Config{Start: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC), Seed: 3, Rate: 20})
+	steps := map[int]string{10: simulate.EdgeLatency + "+" + simulate.ISPBuffering, 20: simulate.ISPBuffering, 30: simulate.Normal}
+	for i := range 40 {
+		if sc, ok := steps[i]; ok {
+			if err := g.SetScenario(sc); err != nil {
+				t.Fatal(err)
+			}
+		}
+		g.Tick()
+	}
+	inc := g.Incidents()
+	if len(inc) != 2 || inc[0].Scenario != simulate.EdgeLatency || inc[1].Scenario != simulate.ISPBuffering {
+		t.Fatalf("incidents %+v", inc)
+	}
+	at := func(s int) time.Time { return time.Date(2026, 3, 2, 12, 0, s, 0, time.UTC) }
+	if !inc[0].Start.Equal(at(10)) || !inc[0].End.Equal(at(20)) || !inc[1].Start.Equal(at(10)) || !inc[1].End.Equal(at(30)) {
+		t.Errorf("incident times %+v", inc)
+	}
+	if err := g.SetScenario("normal+edge-latency"); err == nil {
+		t.Error("normal joined with an incident accepted")
+	}
+}

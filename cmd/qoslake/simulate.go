@@ -47,7 +47,8 @@ with x-edge-request-id (mixed case) equal to the player's cdn_tracking_id.
 Scenarios: normal, edge-latency (one edge location's latency rises),
 app-errors (one app/device type's playback errors rise), isp-buffering (one
 ISP's buffering rises), late-cdn-logs (CDN log files arrive hours late).
-Set one with --scenario, a timeline with --schedule 0s=normal,30s=edge-latency,
+Set one with --scenario (incidents at once joined by +, as
+edge-latency+isp-buffering), a timeline with --schedule 0s=normal,30s=edge-latency,
 or type scenario names on standard input with --interactive.
 
 The same --seed and --start give the same output. --summary FILE writes a
