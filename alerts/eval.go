@@ -9,6 +9,10 @@ import (
 	"slices"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/iceberg-go"
+
 	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/lake"
 )
@@ -36,6 +40,16 @@ type Evaluator struct {
 	// DashboardURL is the dashboard's base URL for the links in alerts;
 	// empty for none.
 	DashboardURL string
+	// Now is the wall clock (default time.Now): a window in the future is
+	// never closed, whatever a device's clock put in gold.
+	Now func() time.Time
+}
+
+func (e *Evaluator) now() time.Time {
+	if e.Now == nil {
+		return time.Now()
+	}
+	return e.Now()
 }
 
 // table returns the gold table a rule reads.
@@ -57,15 +71,44 @@ func (e *Evaluator) Closed(ctx context.Context, pins lake.Pins, r Rule) (time.Ti
 	if err != nil {
 		return time.Time{}, false, err
 	}
-	newest, ok, err := t.NewestTime(ctx, lake.ScanOptions{Snapshot: pins[t.Name()]}, "window_start")
+	at := pins[t.Name()]
+	newest, ok, err := t.NewestTime(ctx, lake.ScanOptions{Snapshot: at}, "window_start")
 	if err != nil || !ok {
 		return time.Time{}, false, err
+	}
+	if now := e.now(); newest.After(now) {
+		// A device clock ahead put rows in the future (silver caps only
+		// the watermark, not event times). Those must not close the
+		// windows up to them: take the newest window up to now instead.
+		if newest, ok, err = newestUpTo(ctx, t, at, now); err != nil || !ok {
+			return time.Time{}, false, err
+		}
 	}
 	grace, found := e.Grace[t.Name()]
 	if !found {
 		grace = DefaultGrace
 	}
 	return newest.Add(gold.Window).Add(-grace).Truncate(time.Minute), true, nil
+}
+
+// newestUpTo is the newest window_start at or before now, from the rows of
+// the last day before it.
+func newestUpTo(ctx context.Context, t *lake.Table, at lake.SnapshotPos, now time.Time) (time.Time, bool, error) {
+	ref := iceberg.Reference("window_start")
+	filter := iceberg.NewAnd(iceberg.GreaterThanEqual(ref, now.Add(-24*time.Hour).UnixMicro()),
+		iceberg.LessThanEqual(ref, now.UnixMicro()))
+	var newest int64
+	ok := false
+	err := t.Scan(ctx, lake.ScanOptions{Snapshot: at, Filter: filter, Fields: []string{"window_start"}}, func(r arrow.RecordBatch) error {
+		ws := r.Column(0).(*array.Timestamp)
+		for i := range ws.Len() {
+			if v := int64(ws.Value(i)); v <= now.UnixMicro() && (!ok || v > newest) {
+				newest, ok = v, true
+			}
+		}
+		return nil
+	})
+	return time.UnixMicro(newest).UTC(), ok, err
 }
 
 // Step judges rule r at the step ending at t (the window [t − Window, t))
@@ -96,7 +139,8 @@ func (e *Evaluator) Step(ctx context.Context, pins lake.Pins, r Rule, states map
 	for _, g := range keys {
 		o, seen := obs[g]
 		if !seen {
-			o = observation{Observation: Observation{Value: math.NaN(), Reference: math.NaN(), Fire: math.NaN(), Clear: math.NaN(), Clears: true}}
+			o = observation{Observation: Observation{Value: math.NaN(), Reference: math.NaN(), Fire: math.NaN(), Clear: math.NaN(), Clears: true},
+				referenceText: "group had no traffic in the window"}
 		}
 		next, tr := r.advance(states[string(g)], t, o.Observation, g.String())
 		if next == nil {
@@ -108,6 +152,9 @@ func (e *Evaluator) Step(ctx context.Context, pins lake.Pins, r Rule, states map
 			continue
 		}
 		a := e.alert(r, s, g, o, tr, from, t)
+		if next != nil && next.Status == Firing {
+			next.Team, next.Severity, next.Dims = r.Team, r.Severity, a.Dimensions
+		}
 		if tr.State == Fired {
 			if a.Worst, err = e.worst(ctx, tbl, at, r, s.Dims(g), from, t); err != nil {
 				return nil, fmt.Errorf("rule %s: drill-down of %s: %w", r.Name, g, err)
@@ -210,23 +257,13 @@ func (e *Evaluator) alert(r Rule, s gold.Series, g gold.Group, o observation, tr
 		Metric: r.Metric, Unit: r.metric.Unit, Dimensions: dims,
 		WindowStart: from, WindowEnd: to, Value: o.Value, Volume: o.Volume,
 		Compare: r.Condition.Compare, Reference: o.Reference, ReferenceText: o.referenceText, Limit: o.Fire,
-		Since: tr.Since, FiredAt: tr.FiredAt,
+		Direction: r.Condition.direction(),
+		Since:     tr.Since, FiredAt: tr.FiredAt,
 		Action: r.ActionFor(dims), Runbook: r.Runbook,
 		Dashboard: DashboardLink(e.DashboardURL, r, dims, tr.Since.Add(-r.Window.D()), to),
 	}
 	if tr.State == Resolved {
 		a.ResolvedAt = to
-	}
-	return a.finite()
-}
-
-// finite replaces NaN and infinite values, which JSON cannot hold, by 0
-// (with the text saying "n/a" where it matters).
-func (a Alert) finite() Alert {
-	for _, v := range []*float64{&a.Value, &a.Reference, &a.Limit} {
-		if math.IsNaN(*v) || math.IsInf(*v, 0) {
-			*v = 0
-		}
 	}
 	return a
 }

@@ -37,6 +37,11 @@ type State struct {
 	FiredAt time.Time `json:"fired_at,omitzero"`
 	// Until ends a cooldown.
 	Until time.Time `json:"until,omitzero"`
+	// Team, Severity and Dims are the firing alert's, kept so it can be
+	// closed even after its rule is removed from the configuration.
+	Team     string            `json:"team,omitempty"`
+	Severity string            `json:"severity,omitempty"`
+	Dims     map[string]string `json:"dims,omitempty"`
 }
 
 // Observation is what a step found for one group.

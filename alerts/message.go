@@ -44,10 +44,14 @@ type Alert struct {
 	// Compare is threshold, baseline or peers; Reference the baseline or
 	// the peers' value (the threshold itself for threshold), described in
 	// words by ReferenceText; Limit the value the condition fires past.
+	// Value, Reference and Limit are null in JSON when undefined (no
+	// traffic, no baseline).
 	Compare       string  `json:"compare"`
 	Reference     float64 `json:"reference"`
 	ReferenceText string  `json:"reference_text"`
 	Limit         float64 `json:"limit"`
+	// Direction is above or below: which side of Limit breaches.
+	Direction string `json:"direction"`
 	// Since is when the condition started to hold; FiredAt when the alert
 	// fired; ResolvedAt when it resolved (resolved messages only).
 	Since      time.Time `json:"since"`
@@ -130,7 +134,7 @@ What:   {{.Rule}} ({{.Severity}}, team {{.Team}})
 Where:  {{.Where}}
 Value:  {{value .Value .Unit}} over {{time .WindowStart}} - {{time .WindowEnd}} ({{.Volume}} {{volumeUnit .}})
 {{if eq .Compare "threshold"}}Limit:  {{value .Limit .Unit}}
-{{else}}Versus: {{value .Reference .Unit}}, the {{.ReferenceText}} ({{.Delta}}; fires above {{value .Limit .Unit}})
+{{else}}Versus: {{value .Reference .Unit}}, the {{.ReferenceText}} ({{.Delta}}; fires {{.Direction}} {{value .Limit .Unit}})
 {{end}}Since:  {{time .Since}}{{if eq .State "resolved"}}, fired {{time .FiredAt}}, resolved {{time .ResolvedAt}}{{end}}
 {{if .Worst}}
 Worst affected:
@@ -206,9 +210,52 @@ func DashboardLink(base string, r Rule, dims map[string]string, start, end time.
 func (a Alert) JSON() []byte {
 	b, err := json.Marshal(a)
 	if err != nil {
-		panic(err) // an Alert always marshals: NaN values are made null first
+		panic(err) // an Alert always marshals: undefined values are null
 	}
 	return b
+}
+
+// MarshalJSON writes undefined (NaN or infinite) values as null, which
+// JSON can hold and a consumer cannot mistake for a measured 0.
+func (a Alert) MarshalJSON() ([]byte, error) {
+	type plain Alert
+	return json.Marshal(struct {
+		plain
+		Value     *float64 `json:"value"`
+		Reference *float64 `json:"reference"`
+		Limit     *float64 `json:"limit"`
+	}{plain(a), defined(a.Value), defined(a.Reference), defined(a.Limit)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, null as NaN.
+func (a *Alert) UnmarshalJSON(b []byte) error {
+	type plain Alert
+	aux := struct {
+		*plain
+		Value     *float64 `json:"value"`
+		Reference *float64 `json:"reference"`
+		Limit     *float64 `json:"limit"`
+	}{plain: (*plain)(a)}
+	if err := json.Unmarshal(b, &aux); err != nil {
+		return err
+	}
+	a.Value, a.Reference, a.Limit = orNaN(aux.Value), orNaN(aux.Reference), orNaN(aux.Limit)
+	return nil
+}
+
+// defined is v, or nil when it is NaN or infinite.
+func defined(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func orNaN(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
 }
 
 // snsMessage is the MessageStructure=json body: the email protocol gets

@@ -98,7 +98,9 @@ func (p *Publisher) Publish(ctx context.Context) (int, error) {
 	}
 	owner, until := parseLease(cp[keyLease])
 	now := p.now()
-	if owner != "" && owner != p.Owner && now.Before(until) {
+	// A lease ending further ahead than a lease lasts was written by a
+	// host whose clock runs fast: it does not hold the others off.
+	if owner != "" && owner != p.Owner && now.Before(until) && !until.After(now.Add(p.leaseLength())) {
 		return 0, ErrNotLeader
 	}
 	// Take (or renew) the lease before sending anything: a process that
@@ -116,49 +118,57 @@ func (p *Publisher) Publish(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	sent := 0
-	var sendErr error
+	pos := cp[keyPublished]
 	for _, rec := range pending {
 		if rec.Seq != published+int64(sent)+1 {
-			sendErr = fmt.Errorf("gold.alerts is missing seq %d", published+int64(sent)+1)
-			break
+			return sent, fmt.Errorf("gold.alerts is missing seq %d", published+int64(sent)+1)
 		}
-		if err := p.send(ctx, rec.Alert); err != nil {
-			sendErr = err
+		// A send must end while the lease holds: past it, another
+		// process may take over and send the same change.
+		_, leaseEnd := parseLease(lease)
+		sendCtx, cancel := context.WithDeadline(ctx, leaseEnd)
+		err := p.send(sendCtx, rec.Alert)
+		cancel()
+		if err != nil {
 			if p.Observer != nil {
 				p.Observer.AlertPublishFailed(rec.Alert.Rule)
 			}
-			break
+			p.log().Warn("alert not published; it waits in gold.alerts and is retried", "error", err, "published", sent)
+			return sent, err
 		}
 		if p.Observer != nil {
 			p.Observer.AlertPublished(rec.Alert)
 		}
 		sent++
-	}
-	if sent > 0 {
-		// Move the position, renewing the lease. The context may be done
+		// Record it at once, renewing the lease: the next send happens
+		// only while this process still holds it. The context may be done
 		// (shutdown): what SNS accepted is recorded all the same, or it
 		// would be sent again.
-		to := strconv.FormatInt(published+int64(sent), 10)
-		_, err := p.Alerts.Commit(context.WithoutCancel(ctx), lake.Batch{Strict: true, Advance: []lake.Position{
-			{Key: keyPublished, From: cp[keyPublished], To: to},
-			{Key: keyLease, From: lease, To: p.leaseValue(p.now())},
+		to, renewed := strconv.FormatInt(rec.Seq, 10), p.leaseValue(p.now())
+		if renewed == lease {
+			renewed = p.leaseValue(p.now().Add(time.Nanosecond))
+		}
+		_, err = p.Alerts.Commit(context.WithoutCancel(ctx), lake.Batch{Strict: true, Advance: []lake.Position{
+			{Key: keyPublished, From: pos, To: to},
+			{Key: keyLease, From: lease, To: renewed},
 		}})
 		if err != nil {
-			return sent, errors.Join(sendErr, fmt.Errorf("record %d published alerts: %w", sent, err))
+			return sent, fmt.Errorf("record published alert %s: %w", rec.Alert.EventID, err)
 		}
+		pos, lease = to, renewed
 	}
-	if sendErr != nil {
-		p.log().Warn("alert not published; it waits in gold.alerts and is retried", "error", sendErr, "published", sent)
+	return sent, nil
+}
+
+func (p *Publisher) leaseLength() time.Duration {
+	if p.Lease <= 0 {
+		return time.Minute
 	}
-	return sent, sendErr
+	return p.Lease
 }
 
 func (p *Publisher) leaseValue(now time.Time) string {
-	d := p.Lease
-	if d <= 0 {
-		d = time.Minute
-	}
-	return p.Owner + " " + now.Add(d).UTC().Format(time.RFC3339Nano)
+	return p.Owner + " " + now.Add(p.leaseLength()).UTC().Format(time.RFC3339Nano)
 }
 
 func parseLease(v string) (string, time.Time) {

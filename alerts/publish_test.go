@@ -228,3 +228,51 @@ func forward(t *testing.T, addr, endpoint string) {
 		}
 	}()
 }
+
+// slowSNS accepts each message after the clock has moved on by step,
+// calling during first (another process looking in the middle of a send).
+type slowSNS struct {
+	countingSNS
+	clock  *time.Time
+	step   time.Duration
+	during func()
+}
+
+func (s *slowSNS) Publish(ctx context.Context, in *sns.PublishInput, o ...func(*sns.Options)) (*sns.PublishOutput, error) {
+	*s.clock = s.clock.Add(s.step)
+	if s.during != nil {
+		s.during()
+	}
+	return s.countingSNS.Publish(ctx, in, o...)
+}
+
+// TestLeaseOutlivedMidSendSendsOnce: sends that together outlast the
+// 1-minute lease (50 s each) — the lease is renewed with each change
+// recorded, so a second process looking in the middle of each send finds
+// it held and sends nothing twice.
+func TestLeaseOutlivedMidSendSendsOnce(t *testing.T) {
+	dir := t.TempDir()
+	e := openGold(t, dir)
+	commitOutbox(t, e)
+	clock := time.Now()
+	api := &slowSNS{clock: &clock, step: 50 * time.Second}
+	now := func() time.Time { return clock }
+	a := &Publisher{Alerts: e.alerts, SNS: api, TopicARN: "arn:x", Owner: "a", Now: now}
+	b := &Publisher{Alerts: openGold(t, dir).alerts, SNS: &api.countingSNS, TopicARN: "arn:x", Owner: "b", Now: now}
+	var bErrs []error
+	api.during = func() {
+		_, err := b.Publish(context.Background())
+		bErrs = append(bErrs, err)
+	}
+	if n, err := a.Publish(context.Background()); err != nil || n != 2 {
+		t.Fatalf("a: %d sent, %v", n, err)
+	}
+	for _, err := range bErrs {
+		if !errors.Is(err, ErrNotLeader) {
+			t.Errorf("b in the middle of a's send: %v, want ErrNotLeader", err)
+		}
+	}
+	if len(api.accepted) != 2 {
+		t.Errorf("SNS accepted %v, want each change once", api.accepted)
+	}
+}

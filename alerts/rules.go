@@ -99,6 +99,14 @@ type Condition struct {
 	ResolvePct *float64 `yaml:"resolve_pct"`
 }
 
+// direction is "above" or "below": which side of the limit breaches.
+func (c Condition) direction() string {
+	if c.upward() {
+		return "above"
+	}
+	return "below"
+}
+
 // upward reports whether the condition fires on high values.
 func (c Condition) upward() bool { return c.Above != nil || c.AbovePct != nil }
 
@@ -208,6 +216,9 @@ func Defaults() []Rule {
 	}
 	return rules
 }
+
+// DefaultRulesYAML is the file the built-in rules are read from.
+func DefaultRulesYAML() []byte { return slices.Clone(defaultRules) }
 
 // Load reads and validates a rules file.
 func Load(path string) ([]Rule, error) {

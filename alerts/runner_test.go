@@ -20,8 +20,8 @@ var t0 = time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC)
 
 // goldEnv is one process's view of a lake with the gold tables alerts read.
 type goldEnv struct {
-	dir                 string
-	cdn, player, alerts *lake.Table
+	dir                          string
+	cdn, player, session, alerts *lake.Table
 }
 
 func openGold(t testing.TB, dir string) goldEnv {
@@ -36,7 +36,7 @@ func openGold(t testing.TB, dir string) goldEnv {
 	for _, x := range []struct {
 		def lake.TableDef
 		to  **lake.Table
-	}{{gold.CDNMinuteTable, &e.cdn}, {gold.PlayerMinuteTable, &e.player}, {AlertsTable, &e.alerts}} {
+	}{{gold.CDNMinuteTable, &e.cdn}, {gold.PlayerMinuteTable, &e.player}, {gold.SessionMinuteTable, &e.session}, {AlertsTable, &e.alerts}} {
 		if *x.to, err = l.Ensure(ctx, x.def); err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +45,7 @@ func openGold(t testing.TB, dir string) goldEnv {
 }
 
 func (e goldEnv) runner(rules []Rule) *Runner {
-	ev := &Evaluator{Tables: map[string]*lake.Table{e.cdn.Name(): e.cdn, e.player.Name(): e.player}}
+	ev := &Evaluator{Tables: map[string]*lake.Table{e.cdn.Name(): e.cdn, e.player.Name(): e.player, e.session.Name(): e.session}}
 	return &Runner{Rules: rules, Evaluator: ev, Alerts: e.alerts, MaxSteps: 7}
 }
 
@@ -197,5 +197,66 @@ func TestBacktestIsTheLiveRun(t *testing.T) {
 	}
 	if a, b := strings.Join(transitions(live), "\n"), strings.Join(transitions(back), "\n"); a != b || len(live) != 2 {
 		t.Errorf("live:\n%s\nbacktest:\n%s", a, b)
+	}
+}
+
+// TestFutureRowClosesNoWindow: a row a day ahead (a device clock) neither
+// closes the windows up to it nor resolves the alert under way; the slow
+// minutes after it are judged as they come.
+func TestFutureRowClosesNoWindow(t *testing.T) {
+	e := openGold(t, t.TempDir())
+	rules := Defaults()[:1]
+	r := e.runner(rules)
+	now := t0.Add(45 * time.Minute)
+	r.Evaluator.Now = func() time.Time { return now }
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 45, "FRA56-P3", 40, 60))
+	commitRows(t, e.cdn, gold.CDNMinuteTable, []row{{"window_start": t0.Add(24 * time.Hour), "edge_location": "LHR61-C2",
+		"requests": 1, "time_taken_ms_count": 1, "time_taken_ms_sum": 40.0}})
+	first, err := r.Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = t0.Add(60 * time.Minute)
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(45, 60, "FRA56-P3", 40, 60))
+	second, err := r.Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Join(transitions(append(first, second...)), "\n")
+	if got != "edge_latency fired edge_location FRA56-P3 at 12:42" {
+		t.Errorf("alerts:\n%s\nwant only the fired alert at 12:42", got)
+	}
+}
+
+// TestRemovedRuleClosesItsAlerts: a rule dropped from the configuration
+// resolves its firing incident once (the notice says why, with the team
+// and where) and leaves the checkpoint.
+func TestRemovedRuleClosesItsAlerts(t *testing.T) {
+	e := openGold(t, t.TempDir())
+	commitRows(t, e.cdn, gold.CDNMinuteTable, edgeMinutes(0, 45, "FRA56-P3", 40, 60))
+	if got, err := e.runner(Defaults()[:1]).Evaluate(context.Background()); err != nil || len(got) != 1 {
+		t.Fatalf("fired: %v, %v", transitions(got), err)
+	}
+	others := Defaults()[1:]
+	got, err := e.runner(others).Evaluate(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != Resolved || got[0].Rule != "edge_latency" || got[0].Team != "traffic" ||
+		got[0].Dimensions["edge_location"] != "FRA56-P3" || !strings.Contains(got[0].Description, "removed") {
+		t.Fatalf("after removing the rule: %+v", got)
+	}
+	again, err := e.runner(others).Evaluate(context.Background())
+	if err != nil || len(again) != 0 {
+		t.Errorf("a second pass: %v, %v", transitions(again), err)
+	}
+	cp, err := e.alerts.Checkpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range cp {
+		if strings.Contains(k, "edge_latency") {
+			t.Errorf("checkpoint still holds %s", k)
+		}
 	}
 }

@@ -8,8 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -86,6 +90,8 @@ type Runner struct {
 	Logger   *slog.Logger
 	// Observer, if set, is told the rules' states after each commit.
 	Observer Observer
+
+	idle sync.Map // rule names already reported idle
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -142,10 +148,14 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 	var all []Alert
 	var advance []lake.Position
 	committed := map[string]map[string]int{} // rule -> state -> groups
+	// A rule that fails (a bad table, a read error) is reported and
+	// retried at the next pass; the others go on.
+	var errs []error
 	for _, rule := range r.Rules {
 		alerts, moves, states, err := r.evaluateRule(ctx, pins, cp, rule)
 		if err != nil {
-			return nil, false, err
+			errs = append(errs, err)
+			continue
 		}
 		all = append(all, alerts...)
 		advance = append(advance, moves...)
@@ -157,8 +167,13 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 			committed[rule.Name] = count
 		}
 	}
+	removed, moves, err := r.removedRules(cp)
+	if err != nil {
+		return nil, false, err
+	}
+	all, advance = append(all, removed...), append(advance, moves...)
 	if len(advance) == 0 {
-		return nil, false, nil
+		return nil, false, errors.Join(errs...)
 	}
 	seq, _ := strconv.ParseInt(cp[keySeq], 10, 64)
 	if len(all) > 0 {
@@ -185,15 +200,23 @@ func (r *Runner) evaluateOnce(ctx context.Context) (alerts []Alert, more bool, e
 		r.log().Info("alert "+a.State, "rule", a.Rule, "where", a.Where(), "value", a.Value, "reference", a.Reference,
 			"team", a.Team, "alert_id", a.AlertID)
 	}
-	return all, true, nil
+	return all, true, errors.Join(errs...)
 }
 
 // evaluateRule judges one rule's closed steps and returns its alerts, its
 // checkpoint moves (none when no step is due) and its groups' states.
 func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Checkpoint, rule Rule) ([]Alert, []lake.Position, map[string]*State, error) {
 	closed, ok, err := r.Evaluator.Closed(ctx, pins, rule)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, nil, nil, err
+	}
+	if !ok {
+		// Said once per process: a rule over a table nothing fills yet
+		// (no sessions, say) is idle, not broken.
+		if _, said := r.idle.LoadOrStore(rule.Name, true); !said {
+			r.log().Info("alert rule idle: its gold table has no rows yet", "rule", rule.Name, "table", rule.metric.Table.FullName())
+		}
+		return nil, nil, nil, nil
 	}
 	last, err := r.lastStep(ctx, pins, cp, rule, closed)
 	if err != nil || !last.Before(closed) {
@@ -234,16 +257,27 @@ func (r *Runner) evaluateRule(ctx context.Context, pins lake.Pins, cp lake.Check
 	return alerts, moves, states, nil
 }
 
-// lastStep is the end of the rule's last judged step; for a rule never
-// judged, the minute before the oldest gold window within CatchUp of
-// closed.
+// lastStep is the end of the rule's last judged step, at most CatchUp
+// before closed; for a rule never judged, the start of the oldest gold
+// window within CatchUp of closed.
 func (r *Runner) lastStep(ctx context.Context, pins lake.Pins, cp lake.Checkpoint, rule Rule, closed time.Time) (time.Time, error) {
-	if s := cp[keyStep(rule.Name)]; s != "" {
-		return time.Parse(time.RFC3339, s)
-	}
 	catchUp := r.CatchUp
 	if catchUp <= 0 {
 		catchUp = 3 * time.Hour
+	}
+	if s := cp[keyStep(rule.Name)]; s != "" {
+		last, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return last, err
+		}
+		// After a long stop, judge only the last CatchUp: what happened
+		// before is history for the backtest, not news to page anyone with.
+		if from := closed.Add(-catchUp); last.Before(from) {
+			r.log().Warn("alert rule behind by more than its catch-up; skipping the steps before", "rule", rule.Name,
+				"last_step", last, "resume_at", from)
+			return from, nil
+		}
+		return last, nil
 	}
 	tbl, err := r.Evaluator.table(rule)
 	if err != nil {
@@ -267,6 +301,58 @@ func (r *Runner) lastStep(ctx context.Context, pins lake.Pins, cp lake.Checkpoin
 	}
 	// The first step ends a minute after the oldest window starts.
 	return oldest.UTC(), nil
+}
+
+// removedRules closes the alerts of rules no longer configured: each of
+// their firing incidents resolves (its notice says why), and their steps
+// and states leave the checkpoint. A renamed rule is a removed one and a
+// new one: its incidents resolve under the old name and fire again, if the
+// condition still holds, under the new.
+func (r *Runner) removedRules(cp lake.Checkpoint) ([]Alert, []lake.Position, error) {
+	configured := map[string]bool{}
+	for _, rule := range r.Rules {
+		configured[rule.Name] = true
+	}
+	var alerts []Alert
+	var moves []lake.Position
+	for _, k := range slices.Sorted(maps.Keys(cp)) {
+		var name string
+		switch {
+		case strings.HasPrefix(k, keyState("")):
+			name = strings.TrimPrefix(k, keyState(""))
+		case strings.HasPrefix(k, keyStep("")):
+			name = strings.TrimPrefix(k, keyStep(""))
+		default:
+			continue
+		}
+		if configured[name] {
+			continue
+		}
+		moves = append(moves, lake.Position{Key: k, From: cp[k], To: ""})
+		if !strings.HasPrefix(k, keyState("")) {
+			continue
+		}
+		states := map[string]*State{}
+		if err := json.Unmarshal([]byte(cp[k]), &states); err != nil {
+			return nil, nil, fmt.Errorf("state of removed rule %s: %w", name, err)
+		}
+		at, _ := time.Parse(time.RFC3339, cp[keyStep(name)])
+		for _, g := range slices.Sorted(maps.Keys(states)) {
+			st := states[g]
+			if st.Status != Firing {
+				continue
+			}
+			alerts = append(alerts, Alert{
+				EventID: st.AlertID + "/" + Resolved, AlertID: st.AlertID, State: Resolved, Rule: name,
+				Description: "The rule was removed from the configuration: its alert is closed without judging the condition again.",
+				Team:        st.Team, Severity: st.Severity, Dimensions: st.Dims,
+				WindowStart: at, WindowEnd: at, Value: math.NaN(), Reference: math.NaN(), Limit: math.NaN(),
+				Since: st.Since, FiredAt: st.FiredAt, ResolvedAt: at,
+			})
+			r.log().Info("alert resolved: its rule was removed", "rule", name, "alert_id", st.AlertID)
+		}
+	}
+	return alerts, moves, nil
 }
 
 // batchID names a commit by the checkpoint moves it makes: the same
@@ -302,9 +388,9 @@ func alertRows(t *lake.Table, seq int64, alerts []Alert) (arrow.RecordBatch, err
 		out.String("dimensions", string(dims))
 		out.Time("window_start", a.WindowStart)
 		out.Time("window_end", a.WindowEnd)
-		out.OptFloat64("value", &a.Value)
-		out.OptFloat64("reference", &a.Reference)
-		out.OptFloat64("fire_limit", &a.Limit)
+		out.OptFloat64("value", defined(a.Value))
+		out.OptFloat64("reference", defined(a.Reference))
+		out.OptFloat64("fire_limit", defined(a.Limit))
 		out.OptInt64("volume", &a.Volume)
 		out.Time("since", a.Since)
 		out.String("document", string(a.JSON()))

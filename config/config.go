@@ -216,9 +216,9 @@ func (c *Config) Settings() []Setting {
 
 		s(Alerts, "alert-rules", "YAML file of alert rules (default: the built-in rules; see qoslake alerts validate)", (*stringValue)(&c.AlertRules)),
 		s(Alerts, "alert-grace-cdn", "how far the newest CDN log time must pass a window's end before CDN rules judge it", (*durationValue)(&c.AlertGraceCDN)),
-		s(Alerts, "alert-grace-player", "the same for player events and player rules", (*durationValue)(&c.AlertGracePlayer)),
-		s(Alerts, "alert-catch-up", "how far back a rule never evaluated starts (the oldest gold window that recent)", (*durationValue)(&c.AlertCatchUp)),
-		s(Alerts, "updates-recent", "window of the updates topic's active users and recent views (whole minutes)", (*durationValue)(&c.UpdatesRecent)),
+		s(Alerts, "alert-grace-player", "the same for player events: the player and session rules", (*durationValue)(&c.AlertGracePlayer)),
+		s(Alerts, "alert-catch-up", "how far back alert rules judge after a stop, and where a new rule starts (the oldest gold window that recent)", (*durationValue)(&c.AlertCatchUp)),
+		s(Resources, "updates-recent", "window of the updates topic's active users and recent views (whole minutes)", (*durationValue)(&c.UpdatesRecent)),
 		s(Alerts, "dashboard-url", "base URL of the dashboard, for the drill-down links in alerts (empty: no links)", (*stringValue)(&c.DashboardURL)),
 
 		s(Maintain, "maintain-every", "interval of table maintenance inside run (0 disables)", (*durationValue)(&c.MaintainEvery)),
@@ -336,6 +336,9 @@ func (c *Config) Resolve(groups ...Group) error {
 		if c.NotifyVia != "sns" && c.NotifyVia != "sqs" {
 			bad("notify-via", "%q is not sns or sqs", c.NotifyVia)
 		}
+		if c.UpdatesRecent < time.Minute || c.UpdatesRecent%time.Minute != 0 || c.UpdatesRecent > 24*time.Hour {
+			bad("updates-recent", "%s is not whole minutes between 1m and 24h", c.UpdatesRecent)
+		}
 		for _, e := range c.AlertEmails {
 			team, addr, scoped := strings.Cut(e, "=")
 			if !scoped {
@@ -357,9 +360,6 @@ func (c *Config) Resolve(groups ...Group) error {
 			if g.v < 0 || g.v > 48*time.Hour {
 				bad(g.flag, "%s is not between 0 and 48h", g.v)
 			}
-		}
-		if c.UpdatesRecent < time.Minute || c.UpdatesRecent%time.Minute != 0 || c.UpdatesRecent > 24*time.Hour {
-			bad("updates-recent", "%s is not whole minutes between 1m and 24h", c.UpdatesRecent)
 		}
 		if c.AlertCatchUp < time.Minute || c.AlertCatchUp > 30*24*time.Hour {
 			bad("alert-catch-up", "%s is not between 1m and 720h", c.AlertCatchUp)

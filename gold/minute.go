@@ -34,13 +34,13 @@ type rollup[K comparable, A any] struct {
 }
 
 // touchedFunc returns the windows an upstream table's changes since from
-// touch, with the increment they make (its end position and rows), reading
+// touch (down is the gold table itself), with the increment they make (its end position and rows), reading
 // about maxRows rows at most; lake.ErrNoChange when there are none.
-type touchedFunc func(ctx context.Context, up *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error)
+type touchedFunc func(ctx context.Context, up, down *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error)
 
 // appendedWindows is the touchedFunc of an append-only upstream (silver):
 // the windows of the rows appended since from.
-func appendedWindows(ctx context.Context, up *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error) {
+func appendedWindows(ctx context.Context, up, _ *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error) {
 	touched := map[int64]bool{}
 	inc, err := up.ReadAppended(ctx, from, lake.ReadOptions{MaxRows: maxRows, Fields: []string{timeColumn}},
 		func(r arrow.RecordBatch) error {
@@ -160,7 +160,7 @@ func (s *minuteStage[K, A]) plan(ctx context.Context) (minutePlan[K, A], error) 
 	if touch == nil {
 		touch = appendedWindows
 	}
-	touched, inc, err := touch(ctx, s.silver, s.r.timeColumn, from, maxRows)
+	touched, inc, err := touch(ctx, s.silver, s.gold, s.r.timeColumn, from, maxRows)
 	if errors.Is(err, lake.ErrNoChange) {
 		return none, err
 	}

@@ -38,7 +38,7 @@ var SessionDimensions = []string{"video_id", "country", "isp", "connection_type"
 //   - video start failure ratio = start_failures / attempts; exit before
 //     video start ratio = exits_before_start / attempts; playback failure
 //     ratio = playback_failures / started; failure share = (start_failures
-//     + playback_failures) / attempts;
+//   - playback_failures) / attempts;
 //   - rebuffering ratio = stall_ms_sum / 1000 / watch_time_s_sum;
 //     rebuffering frequency = stall_count per watched minute;
 //   - average bitrate = bits_played_sum / watch_time_s_sum;
@@ -133,7 +133,7 @@ func (s *SessionMinuteStage) Drain(ctx context.Context) error { return s.stage()
 // commits since from list in their summary. When the feed cannot say — a
 // first run, snapshots expired, a commit by another tool — every window of
 // the table is recomputed: slower, never wrong.
-func changedWindows(ctx context.Context, up *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error) {
+func changedWindows(ctx context.Context, up, down *lake.Table, timeColumn string, from lake.SnapshotPos, maxRows int64) (map[int64]bool, lake.Increment, error) {
 	inc := lake.Increment{From: from}
 	cur := up.Position()
 	if cur.IsZero() || cur == from {
@@ -143,10 +143,13 @@ func changedWindows(ctx context.Context, up *lake.Table, timeColumn string, from
 	whole := from.IsZero()
 	if !whole {
 		changes, err := up.Changes(ctx, from)
-		if errors.Is(err, lake.ErrSnapshotExpired) {
+		switch {
+		case errors.Is(err, lake.ErrSnapshotExpired):
 			whole = true
-		} else if err != nil {
+		case err != nil:
 			return nil, inc, err
+		case len(changes) == 0:
+			return nil, inc, lake.ErrNoChange
 		}
 		for _, c := range changes {
 			ws, known := windowsOf(c)
@@ -162,22 +165,28 @@ func changedWindows(ctx context.Context, up *lake.Table, timeColumn string, from
 				break
 			}
 		}
-		if len(changes) == 0 {
-			return nil, inc, lake.ErrNoChange
-		}
 	}
 	if whole {
-		// Every window the table holds, as of its current snapshot.
+		// Every window either table holds: gold.sessions' as of its
+		// current snapshot, and this table's own, so a window whose
+		// sessions all moved on is emptied rather than left stale.
 		inc.To, inc.Rows = cur, 0
-		err := up.Scan(ctx, lake.ScanOptions{Fields: []string{timeColumn}, Snapshot: cur}, func(r arrow.RecordBatch) error {
-			ts := column[*array.Timestamp](r, timeColumn)
-			for i := range ts.Len() {
-				touched[windowOf(int64(ts.Value(i)))] = true
-			}
-			inc.Rows += r.NumRows()
-			return nil
-		})
-		if err != nil {
+		collect := func(t *lake.Table, at lake.SnapshotPos, col string, count bool) error {
+			return t.Scan(ctx, lake.ScanOptions{Fields: []string{col}, Snapshot: at}, func(r arrow.RecordBatch) error {
+				ts := column[*array.Timestamp](r, col)
+				for i := range ts.Len() {
+					touched[windowOf(int64(ts.Value(i)))] = true
+				}
+				if count {
+					inc.Rows += r.NumRows()
+				}
+				return nil
+			})
+		}
+		if err := collect(up, cur, timeColumn, true); err != nil {
+			return nil, inc, err
+		}
+		if err := collect(down, down.Position(), "window_start", false); err != nil {
 			return nil, inc, err
 		}
 	}

@@ -129,6 +129,8 @@ type SNS interface {
 	SetTopicAttributes(context.Context, *sns.SetTopicAttributesInput, ...func(*sns.Options)) (*sns.SetTopicAttributesOutput, error)
 	Subscribe(context.Context, *sns.SubscribeInput, ...func(*sns.Options)) (*sns.SubscribeOutput, error)
 	ListSubscriptionsByTopic(context.Context, *sns.ListSubscriptionsByTopicInput, ...func(*sns.Options)) (*sns.ListSubscriptionsByTopicOutput, error)
+	GetSubscriptionAttributes(context.Context, *sns.GetSubscriptionAttributesInput, ...func(*sns.Options)) (*sns.GetSubscriptionAttributesOutput, error)
+	SetSubscriptionAttributes(context.Context, *sns.SetSubscriptionAttributesInput, ...func(*sns.Options)) (*sns.SetSubscriptionAttributesOutput, error)
 }
 
 // Provisioner creates the resources of a Spec.
@@ -229,14 +231,8 @@ func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 	if err != nil {
 		return p.rep, err
 	}
-	for _, e := range s.AlertEmails {
-		// team=address subscribes the address to that team's alerts
-		// only: a filter policy on the team attribute qoslake publishes.
-		var attrs map[string]string
-		if team, addr, scoped := strings.Cut(e, "="); scoped {
-			e, attrs = addr, map[string]string{"FilterPolicy": fmt.Sprintf(`{"team":[%q]}`, team)}
-		}
-		if err := p.subscribe(ctx, alertsARN, "email", e, attrs); err != nil {
+	for _, sub := range alertSubscriptions(s.AlertEmails) {
+		if err := p.subscribe(ctx, alertsARN, "email", sub.addr, sub.attrs); err != nil {
 			return p.rep, err
 		}
 	}
@@ -507,6 +503,49 @@ func (p *Provisioner) topicPolicy(ctx context.Context, topicARN, name, service, 
 	return nil
 }
 
+type alertSubscription struct {
+	addr  string
+	attrs map[string]string
+}
+
+// alertSubscriptions turns --alert-emails into one subscription per
+// address: team=address gets that team's alerts (a filter policy on the
+// team attribute qoslake publishes), an address named for several teams
+// gets each of theirs, and a bare address gets every alert.
+func alertSubscriptions(emails []string) []alertSubscription {
+	teams := map[string][]string{} // nil: every alert
+	var order []string
+	for _, e := range emails {
+		team, addr, scoped := strings.Cut(e, "=")
+		if !scoped {
+			addr = e
+		}
+		cur, seen := teams[addr]
+		if !seen {
+			order = append(order, addr)
+		}
+		switch {
+		case !scoped:
+			teams[addr] = nil
+		case seen && cur == nil:
+			// already every alert
+		case !slices.Contains(cur, team):
+			teams[addr] = append(cur, team)
+		}
+	}
+	out := make([]alertSubscription, 0, len(order))
+	for _, addr := range order {
+		sub := alertSubscription{addr: addr}
+		if ts := teams[addr]; ts != nil {
+			slices.Sort(ts)
+			b, _ := json.Marshal(map[string][]string{"team": ts})
+			sub.attrs = map[string]string{"FilterPolicy": string(b)}
+		}
+		out = append(out, sub)
+	}
+	return out
+}
+
 // rawDelivery is the subscription attribute of raw message delivery.
 func rawDelivery(raw bool) map[string]string {
 	if !raw {
@@ -527,8 +566,7 @@ func (p *Provisioner) subscribe(ctx context.Context, topicARN, protocol, endpoin
 		}
 		for _, s := range out.Subscriptions {
 			if aws.ToString(s.Protocol) == protocol && aws.ToString(s.Endpoint) == endpoint {
-				p.add("sns-subscription", name, aws.ToString(s.SubscriptionArn), Existed)
-				return nil
+				return p.updateFilter(ctx, name, aws.ToString(s.SubscriptionArn), attrs["FilterPolicy"])
 			}
 		}
 	}
@@ -539,6 +577,31 @@ func (p *Provisioner) subscribe(ctx context.Context, topicARN, protocol, endpoin
 		return fmt.Errorf("subscribe %s to %s: %w", name, topicARN, err)
 	}
 	p.add("sns-subscription", name, aws.ToString(out.SubscriptionArn), Created)
+	return nil
+}
+
+// updateFilter brings an existing subscription's filter policy to the one
+// configured (none: every message). A subscription still pending
+// confirmation has no attributes to set yet; it keeps the policy it was
+// created with.
+func (p *Provisioner) updateFilter(ctx context.Context, name, arn, policy string) error {
+	if arn == "" || arn == "PendingConfirmation" || arn == "pending confirmation" {
+		p.add("sns-subscription", name, arn, Existed)
+		return nil
+	}
+	cur, err := p.SNS.GetSubscriptionAttributes(ctx, &sns.GetSubscriptionAttributesInput{SubscriptionArn: &arn})
+	if err != nil {
+		return fmt.Errorf("attributes of subscription %s: %w", name, err)
+	}
+	if cur.Attributes["FilterPolicy"] == policy {
+		p.add("sns-subscription", name, arn, Existed)
+		return nil
+	}
+	if _, err := p.SNS.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{SubscriptionArn: &arn,
+		AttributeName: aws.String("FilterPolicy"), AttributeValue: &policy}); err != nil {
+		return fmt.Errorf("filter policy of subscription %s: %w", name, err)
+	}
+	p.add("sns-subscription", name, arn, Updated)
 	return nil
 }
 

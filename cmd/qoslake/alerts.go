@@ -74,12 +74,15 @@ func (m *Main) Alerting(ctx context.Context, tables map[string]*lake.Table) (*al
 // alert judges the closed windows and publishes what changed. A failure is
 // logged by the caller and retried at the next pass: the checkpoints make
 // that safe, and unpublished changes wait in gold.alerts.
-func alert(ctx context.Context, r *alerts.Runner, p *alerts.Publisher) error {
+func (m *Main) alert(ctx context.Context, r *alerts.Runner, p *alerts.Publisher) error {
 	var errs []error
 	if _, err := r.Evaluate(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("evaluate alert rules: %w", err))
 	}
-	if _, err := p.Publish(ctx); err != nil && !errors.Is(err, alerts.ErrNotLeader) {
+	switch _, err := p.Publish(ctx); {
+	case errors.Is(err, alerts.ErrNotLeader):
+		m.Logger.Debug("another process publishes the alerts")
+	case err != nil:
 		errs = append(errs, fmt.Errorf("publish alerts: %w", err))
 	}
 	return errors.Join(errs...)
@@ -93,10 +96,12 @@ func alertsCommand() *command {
 	)
 	return &command{
 		name:    "alerts",
-		args:    "list | validate FILE | backtest",
-		summary: "list alerts, validate a rules file, backtest rules over gold",
+		args:    "list | defaults | validate FILE | backtest",
+		summary: "list alerts, print or validate rules, backtest rules over gold",
 		help: `alerts list              active alerts, then the most recent state changes
                          (--limit, default 20) from gold.alerts
+alerts defaults          print the built-in rules: a starting point for
+                         your own --alert-rules file
 alerts validate FILE     check a rules file: every problem with its line
 alerts backtest          when each rule (--rules FILE, default the
                          configured rules) would have fired and resolved
@@ -111,6 +116,12 @@ alerts backtest          when each rule (--rules FILE, default the
 		},
 		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
 			switch fs.Arg(0) {
+			case "defaults":
+				if fs.NArg() != 1 {
+					return fmt.Errorf("%w: alerts defaults takes no argument", errUsage)
+				}
+				_, err := m.Stdout.Write(alerts.DefaultRulesYAML())
+				return err
 			case "validate":
 				if fs.NArg() != 2 {
 					return fmt.Errorf("%w: alerts validate takes one file", errUsage)
@@ -122,8 +133,14 @@ alerts backtest          when each rule (--rules FILE, default the
 				fmt.Fprintf(m.Stdout, "%s: %d rules, valid\n", fs.Arg(1), len(rules))
 				return nil
 			case "list":
+				if fs.NArg() != 1 {
+					return fmt.Errorf("%w: alerts list takes no argument", errUsage)
+				}
 				return m.listAlerts(ctx, limit)
 			case "backtest":
+				if fs.NArg() != 1 {
+					return fmt.Errorf("%w: alerts backtest takes no argument (--rules FILE, --since)", errUsage)
+				}
 				if rulesFile != "" {
 					m.Config.AlertRules = rulesFile
 				}
@@ -134,8 +151,26 @@ alerts backtest          when each rule (--rules FILE, default the
 	}
 }
 
+// goldTables loads the tables the alert commands read; it creates nothing,
+// so a wrong --state-dir or catalog is an error, not an empty lake.
+func (m *Main) goldTables(ctx context.Context) (map[string]*lake.Table, error) {
+	l, err := m.Lake(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*lake.Table{}
+	for _, def := range []lake.TableDef{gold.CDNMinuteTable, gold.PlayerMinuteTable, gold.SessionMinuteTable, alerts.AlertsTable} {
+		t, err := l.Load(ctx, def.FullName())
+		if err != nil {
+			return nil, fmt.Errorf("%w (run qoslake provision or run first, or check --state-dir and --catalog)", err)
+		}
+		out[def.FullName()] = t
+	}
+	return out, nil
+}
+
 func (m *Main) listAlerts(ctx context.Context, limit int) error {
-	tables, err := m.EnsureTables(ctx)
+	tables, err := m.goldTables(ctx)
 	if err != nil {
 		return err
 	}
@@ -160,7 +195,7 @@ func (m *Main) backtest(ctx context.Context, since time.Duration) error {
 	if err != nil {
 		return err
 	}
-	tables, err := m.EnsureTables(ctx)
+	tables, err := m.goldTables(ctx)
 	if err != nil {
 		return err
 	}

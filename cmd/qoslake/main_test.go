@@ -92,7 +92,7 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 		"QOSLAKE_STATE_DIR": t.TempDir(),
 		"QOSLAKE_PREFIX":    testenv.Name("cli"),
 	}
-	emails := "oncall@example.com,traffic=edge-team@example.com"
+	emails := "oncall@example.com,traffic=edge-team@example.com,product=edge-team@example.com"
 	code, out, errOut := run(t, env, "provision", "--alert-emails", emails)
 	if code != exitOK {
 		t.Fatalf("provision: exit %d\n%s%s", code, out, errOut)
@@ -124,7 +124,7 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 			policies[*sub.Endpoint] = a.Attributes["FilterPolicy"]
 		}
 	}
-	if policies["oncall@example.com"] != "" || !strings.Contains(policies["edge-team@example.com"], `"traffic"`) {
+	if policies["oncall@example.com"] != "" || policies["edge-team@example.com"] != `{"team":["product","traffic"]}` {
 		t.Errorf("alert subscriptions and filter policies: %v", policies)
 	}
 	code, out, _ = run(t, env, "provision", "--alert-emails", emails)
@@ -144,7 +144,7 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 		}
 		names = append(names, d.Name)
 	}
-	if strings.Join(names, ",") != "bronze.cdn_logs,bronze.player_events,bronze.rejects,gold.cdn_minute,gold.player_minute,silver.cdn_logs,silver.player_events" {
+	if strings.Join(names, ",") != "bronze.cdn_logs,bronze.player_events,bronze.rejects,gold.alerts,gold.cdn_minute,gold.player_minute,gold.session_minute,silver.cdn_logs,silver.player_events" {
 		t.Errorf("tables = %v", names)
 	}
 	code, _, errOut = run(t, env, "scan", "bronze.player_events", "--where", "event_type=play", "--since", "1h", "--format", "csv")

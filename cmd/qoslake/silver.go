@@ -164,7 +164,7 @@ func (m *Main) refine(ctx context.Context, r *refinery) error {
 		}
 	}
 	if r.alerts != nil {
-		if err := alert(ctx, r.alerts, r.publisher); err != nil {
+		if err := m.alert(ctx, r.alerts, r.publisher); err != nil {
 			errs = append(errs, err)
 		}
 	}
