@@ -144,21 +144,38 @@ type simRun struct {
 
 var userAgents = sync.OnceValues(func() (*silver.Agents, error) { return silver.NewAgents(1000) })
 
-// simulateRun runs the simulator in process for the given simulated
-// seconds and types its events and CDN log lines as silver does, with an
-// ingest time a second after each event.
-func simulateRun(t testing.TB, seed int64, seconds int, rate float64) simRun {
+// simFeed runs the simulator in process and types its events and CDN log
+// lines as silver does, with an ingest time a second after each event and
+// the log files' delivery time for their lines.
+type simFeed struct {
+	g  *simulate.Generator
+	tr *silver.Transformer
+}
+
+func newSimFeed(t testing.TB, seed int64, rate float64) *simFeed {
 	t.Helper()
 	a, err := userAgents()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &silver.Transformer{Pseudonyms: anonymize.NewPseudonymizer(anonymize.DemoKey), Agents: a}
-	g := simulate.New(simulate.Config{Seed: seed, Start: base, Rate: rate})
-	var run simRun
+	return &simFeed{
+		g:  simulate.New(simulate.Config{Seed: seed, Start: base, Rate: rate}),
+		tr: &silver.Transformer{Pseudonyms: anonymize.NewPseudonymizer(anonymize.DemoKey), Agents: a},
+	}
+}
+
+// userKey is silver's pseudonym of a simulated user id.
+func (f *simFeed) userKey(u string) string { return f.tr.Pseudonyms.Pseudonym(strings.ToLower(u)) }
+
+// next simulates the given seconds (with flush, to the end of every
+// session and log) and returns silver's rows of them.
+func (f *simFeed) next(t testing.TB, seconds int, flush bool) ([]silver.PlayerRow, []silver.CDNRow) {
+	t.Helper()
+	var player []silver.PlayerRow
+	var cdn []silver.CDNRow
 	add := func(events []simulate.Event, logs []simulate.LogFile) {
 		for _, e := range events {
-			row, probs := tr.PlayerRowOf(e.JSON, e.Type, e.Time)
+			row, probs := f.tr.PlayerRowOf(e.JSON, e.Type, e.Time)
 			for _, p := range probs {
 				// The SDK's "" and -1 unknowns are expected; nothing else.
 				if !strings.Contains(p.Detail, "unknown") {
@@ -166,10 +183,10 @@ func simulateRun(t testing.TB, seed int64, seconds int, rate float64) simRun {
 				}
 			}
 			row.IngestTime = e.Time.Add(time.Second)
-			run.player = append(run.player, row)
+			player = append(player, row)
 		}
-		for _, f := range logs {
-			zr, err := gzip.NewReader(bytes.NewReader(f.Body))
+		for _, lf := range logs {
+			zr, err := gzip.NewReader(bytes.NewReader(lf.Body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -182,19 +199,28 @@ func simulateRun(t testing.TB, seed int64, seconds int, rate float64) simRun {
 				if err != nil {
 					t.Fatal(err)
 				}
-				row, _, _ := tr.CDNLine(l.Header, l.Text, l.Time, nil)
-				row.IngestTime = f.Due
-				run.cdn = append(run.cdn, row)
+				row, _, _ := f.tr.CDNLine(l.Header, l.Text, l.Time, nil)
+				row.IngestTime = lf.Due
+				cdn = append(cdn, row)
 			}
 		}
 	}
 	for range seconds {
-		add(g.Tick())
+		add(f.g.Tick())
 	}
-	add(g.Flush())
-	run.truths = g.Truths()
-	run.userKey = func(u string) string { return tr.Pseudonyms.Pseudonym(strings.ToLower(u)) }
-	return run
+	if flush {
+		add(f.g.Flush())
+	}
+	return player, cdn
+}
+
+// simulateRun runs the simulator for the given simulated seconds: the
+// run as silver holds it and the simulator's truth of every session.
+func simulateRun(t testing.TB, seed int64, seconds int, rate float64) simRun {
+	t.Helper()
+	f := newSimFeed(t, seed, rate)
+	player, cdn := f.next(t, seconds, true)
+	return simRun{player: player, cdn: cdn, truths: f.g.Truths(), userKey: f.userKey}
 }
 
 // later is a player event an hour after the run, of another user: time
