@@ -109,15 +109,15 @@ type SessionMinuteStage struct {
 	Observer Observer
 }
 
-// sessionFields are the gold.sessions columns the aggregation reads.
-var sessionFields = slices.Concat([]string{"session_end", "end_reason", "attempt", "started", "start_time_ms",
+// sessionMinuteFields are the gold.sessions columns the aggregation reads.
+var sessionMinuteFields = slices.Concat([]string{"session_end", "end_reason", "attempt", "started", "start_time_ms",
 	"start_failure", "exit_before_start", "playback_failure", "stall_count", "stall_ms", "watch_time_s",
 	"bits_played", "switches_up", "switches_down"}, SessionDimensions)
 
-func (s *SessionMinuteStage) stage() *minuteStage[sessionKey, sessionAgg] {
-	return &minuteStage[sessionKey, sessionAgg]{silver: s.Sessions, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits,
-		logger: s.Logger, observer: s.Observer, r: rollup[sessionKey, sessionAgg]{
-			timeColumn: "session_end", fields: sessionFields, touched: changedWindows,
+func (s *SessionMinuteStage) stage() *minuteStage[sessionMinuteKey, sessionMinuteAgg] {
+	return &minuteStage[sessionMinuteKey, sessionMinuteAgg]{silver: s.Sessions, gold: s.Gold, maxRows: s.MaxRows, limits: s.Limits,
+		logger: s.Logger, observer: s.Observer, r: rollup[sessionMinuteKey, sessionMinuteAgg]{
+			timeColumn: "session_end", fields: sessionMinuteFields, touched: changedWindows,
 			aggregate: aggregateSessions, sortedKeys: sortedSessionKeys, appendRow: appendSessionMinute, fold: foldSessions,
 		}}
 }
@@ -224,21 +224,21 @@ func FormatWindows(ws map[int64]bool) string {
 	return strings.Join(parts, ",")
 }
 
-// sessionKey is one gold.session_minute row's window and dimensions, in
+// sessionMinuteKey is one gold.session_minute row's window and dimensions, in
 // SessionDimensions order.
-type sessionKey struct {
+type sessionMinuteKey struct {
 	window int64
 	dims   [12]string
 }
 
-type sessionAgg struct {
+type sessionMinuteAgg struct {
 	sessions, ended, attempts, started, startFailures, exits, playbackFailures int64
 	stalls, up, down, startCount                                               int64
 	stallMs, watchS, bits, startSum                                            float64
 	startTime                                                                  startTimeHistogram
 }
 
-func (a *sessionAgg) add(b *sessionAgg) {
+func (a *sessionMinuteAgg) add(b *sessionMinuteAgg) {
 	a.sessions += b.sessions
 	a.ended += b.ended
 	a.attempts += b.attempts
@@ -259,7 +259,7 @@ func (a *sessionAgg) add(b *sessionAgg) {
 	}
 }
 
-func aggregateSessions(groups map[sessionKey]*sessionAgg, touched map[int64]bool, r arrow.RecordBatch) {
+func aggregateSessions(groups map[sessionMinuteKey]*sessionMinuteAgg, touched map[int64]bool, r arrow.RecordBatch) {
 	end := column[*array.Timestamp](r, "session_end")
 	reason := column[*array.String](r, "end_reason")
 	flag := func(name string) *array.Boolean { return column[*array.Boolean](r, name) }
@@ -283,7 +283,7 @@ func aggregateSessions(groups map[sessionKey]*sessionAgg, touched map[int64]bool
 		if !touched[w] {
 			continue
 		}
-		k := sessionKey{window: w}
+		k := sessionMinuteKey{window: w}
 		for d := range dims {
 			k.dims[d] = valueOf(dims[d], i)
 		}
@@ -292,7 +292,7 @@ func aggregateSessions(groups map[sessionKey]*sessionAgg, touched map[int64]bool
 			for d := range k.dims {
 				k.dims[d] = strings.Clone(k.dims[d])
 			}
-			a = &sessionAgg{}
+			a = &sessionMinuteAgg{}
 			groups[k] = a
 		}
 		a.sessions++
@@ -319,8 +319,8 @@ func aggregateSessions(groups map[sessionKey]*sessionAgg, touched map[int64]bool
 	}
 }
 
-func sortedSessionKeys(groups map[sessionKey]*sessionAgg) []sessionKey {
-	return slices.SortedFunc(maps.Keys(groups), func(a, b sessionKey) int {
+func sortedSessionKeys(groups map[sessionMinuteKey]*sessionMinuteAgg) []sessionMinuteKey {
+	return slices.SortedFunc(maps.Keys(groups), func(a, b sessionMinuteKey) int {
 		if c := cmp.Compare(a.window, b.window); c != 0 {
 			return c
 		}
@@ -328,7 +328,7 @@ func sortedSessionKeys(groups map[sessionKey]*sessionAgg) []sessionKey {
 	})
 }
 
-func appendSessionMinute(out *lake.Rows, k sessionKey, a *sessionAgg) {
+func appendSessionMinute(out *lake.Rows, k sessionMinuteKey, a *sessionMinuteAgg) {
 	out.Time("window_start", time.UnixMicro(k.window).UTC())
 	for i, d := range SessionDimensions {
 		out.NullableString(d, k.dims[i])
@@ -355,26 +355,26 @@ func appendSessionMinute(out *lake.Rows, k sessionKey, a *sessionAgg) {
 
 // sessionFoldDims folds every dimension but device_source and the cache
 // result, short fixed lists.
-var sessionFoldDims = func() []foldDim[sessionKey] {
-	var out []foldDim[sessionKey]
+var sessionFoldDims = func() []foldDim[sessionMinuteKey] {
+	var out []foldDim[sessionMinuteKey]
 	for i, d := range SessionDimensions {
 		if d == "device_source" || d == "edge_result_type" {
 			continue
 		}
-		out = append(out, foldDim[sessionKey]{d, func(k *sessionKey) *string { return &k.dims[i] }})
+		out = append(out, foldDim[sessionMinuteKey]{d, func(k *sessionMinuteKey) *string { return &k.dims[i] }})
 	}
 	return out
 }()
 
-func foldSessions(groups map[sessionKey]*sessionAgg, limits map[string]int) map[sessionKey]*sessionAgg {
-	return foldTails(groups, sessionFoldDims, limits, func(k sessionKey) int64 { return k.window },
-		func(a *sessionAgg) int64 { return a.sessions }, (*sessionAgg).add)
+func foldSessions(groups map[sessionMinuteKey]*sessionMinuteAgg, limits map[string]int) map[sessionMinuteKey]*sessionMinuteAgg {
+	return foldTails(groups, sessionFoldDims, limits, func(k sessionMinuteKey) int64 { return k.window },
+		func(a *sessionMinuteAgg) int64 { return a.sessions }, (*sessionMinuteAgg).add)
 }
 
 // check that the dimension array matches the list.
 var _ = func() int {
-	if len(SessionDimensions) != len(sessionKey{}.dims) {
-		panic(fmt.Sprintf("gold: %d session dimensions, key holds %d", len(SessionDimensions), len(sessionKey{}.dims)))
+	if len(SessionDimensions) != len(sessionMinuteKey{}.dims) {
+		panic(fmt.Sprintf("gold: %d session dimensions, key holds %d", len(SessionDimensions), len(sessionMinuteKey{}.dims)))
 	}
 	return 0
 }()

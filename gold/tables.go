@@ -125,4 +125,4 @@ var CDNMinuteTable = lake.TableDef{
 }
 
 // Tables are all gold tables.
-var Tables = []lake.TableDef{CDNMinuteTable, PlayerMinuteTable, SessionMinuteTable}
+var Tables = []lake.TableDef{CDNMinuteTable, PlayerMinuteTable, SessionsTable, SessionMinuteTable}
