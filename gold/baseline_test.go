@@ -697,3 +697,25 @@ func BenchmarkBaseline(b *testing.B) {
 		})
 	}
 }
+
+// TestWhereOnHalfNullColumn: a series restricted to a dimension value
+// finds its rows in a file whose column holds as many nulls as values —
+// the case in which iceberg-go v0.7.0's row-group pruning on a nullable
+// column drops the file (so Where is matched row by row).
+func TestWhereOnHalfNullColumn(t *testing.T) {
+	cdn, _ := seriesTables(t)
+	commitMinutes(t, cdn, CDNMinuteTable, []minuteRow{
+		latency(base, "FRA56-P3", 10, 500),
+		latency(base, "", 4, 400),
+	})
+	for where, want := range map[string]Point{"FRA56-P3": {Value: 50, Volume: 10, Minutes: 1}, "": {Value: 100, Volume: 4, Minutes: 1}} {
+		got, err := Series{Metric: "cdn.time_taken_mean_ms", Where: map[string]string{"edge_location": where}}.
+			Evaluate(context.Background(), cdn, lake.SnapshotPos{}, base, base.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got[GroupOf()] != want {
+			t.Errorf("where edge_location = %q: %+v, want %+v", where, got, want)
+		}
+	}
+}

@@ -374,14 +374,19 @@ func (s Series) scan(ctx context.Context, t *lake.Table, at lake.SnapshotPos, m 
 			iceberg.LessThan(ws, iceberg.Timestamp(sp.to)))
 	}
 	filters := []iceberg.BooleanExpression{anyOf(ranges)}
-	for _, d := range slices.Sorted(maps.Keys(s.Where)) {
-		if v := s.Where[d]; v == "" {
-			filters = append(filters, iceberg.IsNull(iceberg.Reference(d)))
-		} else {
-			filters = append(filters, iceberg.EqualTo(iceberg.Reference(d), v))
+	// The Where values are matched here, row by row, not pushed into the
+	// scan: iceberg-go v0.7.0 prunes row groups wrongly on a filter over a
+	// nullable column (it takes the non-null count for the row count, so
+	// a row group with as many nulls as values looks all null) and would
+	// silently drop rows. The time ranges, on a required column, prune.
+	whereDims := slices.Sorted(maps.Keys(s.Where))
+	fields := slices.Concat([]string{"window_start"}, s.By, m.Columns)
+	for _, d := range whereDims {
+		if !slices.Contains(fields, d) {
+			fields = append(fields, d)
 		}
 	}
-	fields := slices.Concat([]string{"window_start"}, s.By, m.Columns)
+	where := make([]*array.String, len(whereDims))
 
 	nc := len(m.Columns)
 	minuteWords := make([]int, len(spans))
@@ -403,7 +408,16 @@ func (s Series) scan(ctx context.Context, t *lake.Table, at lake.SnapshotPos, m 
 				return err
 			}
 		}
+		for i, d := range whereDims {
+			where[i] = column[*array.String](r, d)
+		}
+	rows:
 		for i := range int(r.NumRows()) {
+			for j, d := range whereDims {
+				if valueOf(where[j], i) != s.Where[d] {
+					continue rows
+				}
+			}
 			key = key[:0]
 			for j, d := range dims {
 				if j > 0 {

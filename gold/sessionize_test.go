@@ -179,4 +179,3 @@ func TestSessionDefinition(t *testing.T) {
 		})
 	}
 }
-

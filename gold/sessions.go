@@ -641,21 +641,32 @@ func (s *SessionsStage) closing(ctx context.Context, oldWM, wm int64, recomputed
 // commit replaces the plan's sessions in gold and moves the positions, in
 // one snapshot, provided gold is still as the plan read it.
 func (s *SessionsStage) commit(ctx context.Context, p sessionsPlan) error {
-	b := lake.Batch{ID: p.id, Advance: p.advance, Guard: func(_ context.Context, st lake.State) error {
-		// The batch's own moves are compared-and-set; the positions it
-		// does not move must not have moved either: gold's rows would no
-		// longer be those the plan read.
-		cp, err := st.Checkpoint()
-		if err != nil {
-			return err
-		}
-		for k, v := range p.from {
-			if cp[k] != v {
-				return fmt.Errorf("%w (%s is %q, the plan read %q)", errStalePlan, k, cp[k], v)
+	// gold.session_minute follows this table's change feed: say which
+	// minutes of session_end the commit empties (replaced rows) and fills
+	// (new rows).
+	windows := map[int64]bool{}
+	for _, o := range p.replaced {
+		windows[windowOf(o.end)] = true
+	}
+	for i := range p.rows {
+		windows[windowOf(p.rows[i].end)] = true
+	}
+	b := lake.Batch{ID: p.id, Advance: p.advance, Summary: map[string]string{SummaryWindows: FormatWindows(windows)},
+		Guard: func(_ context.Context, st lake.State) error {
+			// The batch's own moves are compared-and-set; the positions it
+			// does not move must not have moved either: gold's rows would no
+			// longer be those the plan read.
+			cp, err := st.Checkpoint()
+			if err != nil {
+				return err
 			}
-		}
-		return nil
-	}}
+			for k, v := range p.from {
+				if cp[k] != v {
+					return fmt.Errorf("%w (%s is %q, the plan read %q)", errStalePlan, k, cp[k], v)
+				}
+			}
+			return nil
+		}}
 	var rec arrow.RecordBatch
 	if len(p.rows) > 0 {
 		out, err := s.Gold.NewRows()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/qoslake/qoslake/gold"
 	"github.com/qoslake/qoslake/lake"
@@ -74,13 +75,14 @@ func inGold(b *testing.B, g *lake.Table, video string) bool {
 	if _, err := g.Refresh(ctx); err != nil {
 		b.Fatal(err)
 	}
-	filter, err := g.Equal("video_id", video)
-	if err != nil {
-		b.Fatal(err)
-	}
+	// Matched here, not pushed into the scan: iceberg-go v0.7.0 prunes
+	// wrongly on nullable columns (see gold.Series).
 	found := false
-	err = g.Scan(ctx, lake.ScanOptions{Filter: filter, Fields: []string{"video_id"}}, func(r arrow.RecordBatch) error {
-		found = found || r.NumRows() > 0
+	err := g.Scan(ctx, lake.ScanOptions{Fields: []string{"video_id"}}, func(r arrow.RecordBatch) error {
+		ids := r.Column(0).(*array.String)
+		for i := range ids.Len() {
+			found = found || ids.Value(i) == video
+		}
 		return nil
 	})
 	if err != nil {
