@@ -36,6 +36,8 @@ func (s *stack) checkGoldMatchesTruth(runs ...simulate.Summary) {
 		tot.FailedBeforeStart += t.FailedBeforeStart
 		tot.PlaybackFailures += t.PlaybackFailures
 		tot.BitrateSwitches += t.BitrateSwitches
+		tot.ExitBeforeStart += t.ExitBeforeStart
+		tot.WatchedS += t.WatchedS
 		for _, st := range r.SessionTruths {
 			if st.StartupMS != nil {
 				starts = append(starts, float64(*st.StartupMS))
@@ -81,6 +83,8 @@ func (s *stack) checkGoldMatchesTruth(runs ...simulate.Summary) {
 			s.t.Errorf("video start time p%.0f from gold = %.0f ms; true %.0f ms, in bucket (%.0f, %.0f]", q*100, est, truth, lo, hi)
 		}
 	}
+
+	s.checkSessionsMatchTruth(tot)
 
 	type edgeSum struct{ requests, hits, errors, bytes, taken, ttfb float64 }
 	byEdge := map[string]*edgeSum{}
@@ -165,5 +169,56 @@ func (s *stack) receiveUpdates() (map[string]int, map[string]any) {
 				}
 			}
 		}
+	}
+}
+
+// checkSessionsMatchTruth compares gold.sessions with the simulator's
+// sessions: one gold session per simulated one, and their CTA-2066 values
+// summed. Watch time may fall short by a heartbeat per viewer who left
+// silently (the SDK sends nothing then; gold stops at the last event), and
+// an attempt the run's end cut off before its first frame is an exit
+// before start in gold and in no truth.
+func (s *stack) checkSessionsMatchTruth(tot simulate.Totals) {
+	s.t.Helper()
+	cols := []string{"attempt", "started", "start_failure", "exit_before_start", "playback_failure", "stall_count",
+		"stall_ms", "watch_time_s", "switches_up", "switches_down"}
+	sums := make([]float64, len(cols))
+	rows := s.keys("gold.sessions", cols...)
+	for _, row := range rows {
+		for i, v := range strings.Split(row, "|") {
+			switch v {
+			case "true":
+				sums[i]++
+			case "false":
+			default:
+				sums[i] += s.number(v)
+			}
+		}
+	}
+	got := map[string]float64{"sessions": float64(len(rows)), "attempts": sums[0], "started": sums[1], "start failures": sums[2],
+		"playback failures": sums[4], "stalls": sums[5], "stall ms": sums[6], "switches": sums[8] + sums[9]}
+	want := map[string]float64{"sessions": float64(tot.Sessions), "attempts": float64(tot.Sessions), "started": float64(tot.Started),
+		"start failures": float64(tot.FailedBeforeStart), "playback failures": float64(tot.PlaybackFailures),
+		"stalls": float64(tot.StallCount), "stall ms": float64(tot.StallMS), "switches": float64(tot.BitrateSwitches)}
+	for k, w := range want {
+		if math.Abs(got[k]-w) > 0.5 {
+			s.t.Errorf("gold.sessions %s = %.0f, simulated %.0f", k, got[k], w)
+		}
+	}
+	// A viewer who leaves before the first frame sends nothing more: gold
+	// knows it an exit only once the watermark passes the session's end by
+	// the timeout, so a short run leaves such sessions open.
+	pending := 0.0
+	for _, row := range s.keys("gold.sessions", "end_reason", "attempt", "started", "start_failure") {
+		if row == "open|true|false|false" {
+			pending++
+		}
+	}
+	if sums[3]+pending < float64(tot.ExitBeforeStart) {
+		s.t.Errorf("gold.sessions exits before start = %.0f (and %.0f open without a first frame), simulated %d",
+			sums[3], pending, tot.ExitBeforeStart)
+	}
+	if short := tot.WatchedS - sums[7]; short < -1 || short > 8*float64(tot.Sessions) {
+		s.t.Errorf("gold.sessions watch time %.0f s, simulated %.0f s", sums[7], tot.WatchedS)
 	}
 }

@@ -176,7 +176,7 @@ func TestSDKFormSimulatedTrafficExactly(t *testing.T) {
 
 	// run --once carried gold to the updates topic too.
 	types, kpi := s.receiveUpdates()
-	for _, ut := range []string{"kpi_summary", "recent_views", "total_views"} {
+	for _, ut := range []string{"kpi_summary", "recent_views", "total_views", "active_users"} {
 		if types[ut] == 0 {
 			t.Errorf("the updates queue got no %s (got %v)", ut, types)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -76,17 +77,26 @@ type goldStage interface {
 	Drain(ctx context.Context) error
 }
 
-// GoldStages returns the gold stages over the tables, by gold table name.
-func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
-	return map[string]goldStage{
-		gold.CDNMinuteTable.FullName(): &gold.CDNStage{
-			Silver: tables[silver.CDNLogsTable.FullName()], Gold: tables[gold.CDNMinuteTable.FullName()],
-			Logger: m.Logger.With("stage", "gold.cdn_minute"), Observer: m.Metrics.Gold,
-		},
-		gold.PlayerMinuteTable.FullName(): &gold.PlayerStage{
-			Silver: tables[silver.PlayerEventsTable.FullName()], Gold: tables[gold.PlayerMinuteTable.FullName()],
-			Logger: m.Logger.With("stage", "gold.player_minute"), Observer: m.Metrics.Gold,
-		},
+// namedStage is a gold stage and the table it writes.
+type namedStage struct {
+	table string
+	stage goldStage
+}
+
+// GoldStages returns the gold stages over the tables, in the order a pass
+// runs them: gold.sessions before gold.session_minute, which follows it.
+func (m *Main) GoldStages(tables map[string]*lake.Table) []namedStage {
+	t := func(def lake.TableDef) *lake.Table { return tables[def.FullName()] }
+	log := func(def lake.TableDef) *slog.Logger { return m.Logger.With("stage", def.FullName()) }
+	return []namedStage{
+		{gold.CDNMinuteTable.FullName(), &gold.CDNStage{Silver: t(silver.CDNLogsTable), Gold: t(gold.CDNMinuteTable),
+			Logger: log(gold.CDNMinuteTable), Observer: m.Metrics.Gold}},
+		{gold.PlayerMinuteTable.FullName(), &gold.PlayerStage{Silver: t(silver.PlayerEventsTable), Gold: t(gold.PlayerMinuteTable),
+			Logger: log(gold.PlayerMinuteTable), Observer: m.Metrics.Gold}},
+		{gold.SessionsTable.FullName(), &gold.SessionsStage{Silver: t(silver.PlayerEventsTable), SilverCDN: t(silver.CDNLogsTable),
+			Gold: t(gold.SessionsTable), Logger: log(gold.SessionsTable)}},
+		{gold.SessionMinuteTable.FullName(), &gold.SessionMinuteStage{Sessions: t(gold.SessionsTable), Gold: t(gold.SessionMinuteTable),
+			Logger: log(gold.SessionMinuteTable), Observer: m.Metrics.Gold}},
 	}
 }
 
@@ -95,7 +105,7 @@ func (m *Main) GoldStages(tables map[string]*lake.Table) map[string]goldStage {
 // parts are skipped (commands that only refine).
 type refinery struct {
 	silver    []*silver.Stage
-	gold      map[string]goldStage
+	gold      []namedStage
 	updates   *updates.Publisher
 	alerts    *alerts.Runner
 	publisher *alerts.Publisher
@@ -127,6 +137,7 @@ func (m *Main) Updates(ctx context.Context, tables map[string]*lake.Table) (*upd
 	return updates.New(a.SNS, updates.Gold{
 		PlayerMinute: tables[gold.PlayerMinuteTable.FullName()],
 		CDNMinute:    tables[gold.CDNMinuteTable.FullName()],
+		Sessions:     tables[gold.SessionsTable.FullName()],
 	}, updates.Options{TopicARN: arn, Recent: m.Config.UpdatesRecent,
 		Logger: m.Logger.With("stage", "updates"), Observer: m.Metrics.Updates})
 }
@@ -153,14 +164,14 @@ func (m *Main) refine(ctx context.Context, r *refinery) error {
 			errs = append(errs, fmt.Errorf("%s: %w", s.Silver.Name(), err))
 		}
 	}
-	for name, g := range r.gold {
-		if err := g.Drain(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	for _, g := range r.gold {
+		if err := g.stage.Drain(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", g.table, err))
 			continue
 		}
 		// Returns at once; the publisher finds out whether gold moved.
 		if r.updates != nil {
-			r.updates.Notify(name)
+			r.updates.Notify(g.table)
 		}
 	}
 	if r.alerts != nil {
