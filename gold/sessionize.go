@@ -14,7 +14,7 @@ const (
 	EndStop    = "stop"     // the player sent STOP
 	EndError   = "error"    // the player sent ERROR
 	EndTimeout = "timeout"  // no event for longer than the timeout, as the watermark shows
-	EndNewPlay = "new_play" // a new PLAY of the same user and video began the next session
+	EndNewPlay = "new_play" // a new PLAY of the same user and video (not a resume after PAUSE) began the next session
 	EndOpen    = "open"     // none of these yet: the watermark has not passed session_end + timeout
 )
 
@@ -106,7 +106,11 @@ func cutSessions(g groupKey, evs []*playerEvent, timeout int64) []int {
 	}
 	hadPlay, ended := false, false
 	for i, e := range evs {
-		if i > 0 && (e.t-evs[i-1].t > timeout || (e.typ == "play" && (hadPlay || ended))) {
+		// A PLAY right after a PAUSE resumes the session (players send
+		// PLAY on the video element's play event, resume included); only
+		// a PLAY after another PLAY, a STOP or an ERROR begins a new one.
+		resume := i > 0 && evs[i-1].typ == "pause" && !ended
+		if i > 0 && (e.t-evs[i-1].t > timeout || (e.typ == "play" && !resume && (hadPlay || ended))) {
 			starts = append(starts, i)
 			hadPlay, ended = false, false
 		}

@@ -120,6 +120,12 @@ func TestSessionDefinition(t *testing.T) {
 			{reason: EndNewPlay, attempt: true, exit: true, events: 1},
 			{reason: EndOpen, attempt: true, started: true, startMs: 1000, watch: 5, events: 3},
 		}},
+		{"play after a pause resumes the session", []silver.PlayerRow{
+			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "pause", 10),
+			ev("u", "v", "play", 40), ev("u", "v", "stop", 50),
+		}, open, []want{
+			{reason: EndStop, attempt: true, started: true, startMs: 1000, watch: 49, events: 5},
+		}},
 		{"silence past the timeout: two sessions, both timed out", []silver.PlayerRow{
 			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "stream", 6),
 			ev("u", "v", "stream", 6+121), ev("u", "v", "stream", 6+126),

@@ -61,7 +61,7 @@ var SessionsTable = lake.TableDef{
 		{Name: "switches_up", Type: i64, Required: true, Doc: "CTA-2066 bitrate switches to a higher bitrate: STEP with direction up, except the initial choice (bitrate_from_bps 0)"},
 		{Name: "switches_down", Type: i64, Required: true, Doc: "CTA-2066 bitrate switches to a lower bitrate: STEP with direction down, except the initial choice (bitrate_from_bps 0)"},
 		{Name: "events", Type: i64, Required: true, Doc: "player events in the session"},
-		{Name: "end_reason", Type: str, Required: true, Doc: "stop or error (the player's), new_play (a new PLAY of the same user and video began the next session), timeout (no event for longer than the timeout), or open (the player watermark has not passed session_end + timeout yet)"},
+		{Name: "end_reason", Type: str, Required: true, Doc: "stop or error (the player's), new_play (a new PLAY of the same user and video, other than a resume after PAUSE, began the next session), timeout (no event for longer than the timeout), or open (the player watermark has not passed session_end + timeout yet)"},
 		{Name: "country", Type: str, Doc: "the player's: first non-null over the session's events (silver geo lookup of the player's client address)"},
 		{Name: "isp", Type: str, Doc: "the player's: first non-null over the session's events"},
 		{Name: "connection_type", Type: str, Doc: "the player's: first non-null over the session's events"},
