@@ -29,13 +29,14 @@ const (
 
 // cdnJoinFields are the silver.cdn_logs columns the join reads.
 var cdnJoinFields = []string{"log_time", "edge_request_id", "edge_location", "pop", "edge_result_type",
-	"device_type", "os", "browser"}
+	"device_type", "os", "browser", "country", "isp"}
 
 // cdnRequest is one silver.cdn_logs row as the join reads it.
 type cdnRequest struct {
 	logTime                   int64 // Unix microseconds
 	edgeLocation, pop, result string
 	device, os, browser       string
+	country, isp              string
 }
 
 func (r *cdnRequest) hasAgent() bool { return r.device != "" || r.os != "" || r.browser != "" }
@@ -60,6 +61,8 @@ func (x cdnIndex) add(r arrow.RecordBatch, wanted map[string]bool, in *interner)
 	device := column[*array.String](r, "device_type")
 	os := column[*array.String](r, "os")
 	browser := column[*array.String](r, "browser")
+	country := column[*array.String](r, "country")
+	isp := column[*array.String](r, "isp")
 	for i := range int(r.NumRows()) {
 		id := silver.JoinKey(valueOf(ids, i))
 		if id == "" || !wanted[id] {
@@ -70,6 +73,7 @@ func (x cdnIndex) add(r arrow.RecordBatch, wanted map[string]bool, in *interner)
 			logTime:      int64(ts.Value(i)),
 			edgeLocation: in.str(edge, i), pop: in.str(pop, i), result: in.str(result, i),
 			device: in.str(device, i), os: in.str(os, i), browser: in.str(browser, i),
+			country: in.str(country, i), isp: in.str(isp, i),
 		})
 	}
 }
@@ -99,6 +103,16 @@ func joinCDN(s *session, x cdnIndex) {
 			s.edgeLocation, s.pop, s.edgeResult = ff.edgeLocation, ff.pop, ff.result
 		}
 	}
+	// The reference SDK sends no client address, so its sessions have no
+	// country or ISP of their own: the client of the CDN requests they
+	// name is the same viewer (silver truncated and looked up its address).
+	if s.country == "" && s.isp == "" {
+		if r := s.firstJoined(ff, x); r != nil {
+			s.country, s.isp, s.networkSource = r.country, r.isp, DeviceFromCDN
+		}
+	} else {
+		s.networkSource = DeviceFromPlayer
+	}
 	if s.device != "" || s.os != "" || s.browser != "" {
 		s.deviceSource = DeviceFromPlayer
 		return
@@ -116,6 +130,22 @@ func joinCDN(s *session, x cdnIndex) {
 	if agent != nil && agent.hasAgent() {
 		s.device, s.os, s.browser, s.deviceSource = agent.device, agent.os, agent.browser, DeviceFromCDN
 	}
+}
+
+// firstJoined is the FIRSTFRAME's request, else the earliest logged of the
+// requests the session's events name, that has a client country or ISP.
+func (s *session) firstJoined(ff *cdnRequest, x cdnIndex) *cdnRequest {
+	if ff != nil && (ff.country != "" || ff.isp != "") {
+		return ff
+	}
+	var best *cdnRequest
+	for _, n := range s.requests {
+		r := x.lookup(n.id, n.t)
+		if r != nil && (r.country != "" || r.isp != "") && (best == nil || r.logTime < best.logTime) {
+			best = r
+		}
+	}
+	return best
 }
 
 // interner keeps one copy of each string read from Arrow buffers (which

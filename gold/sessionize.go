@@ -151,6 +151,7 @@ type sessionRow struct {
 	endReason                                      string
 	country, isp, conn, app, appVersion            string
 	device, os, browser, deviceSource              string
+	networkSource                                  string
 	edgeLocation, pop, edgeResult                  string
 }
 

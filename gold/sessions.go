@@ -62,8 +62,9 @@ var SessionsTable = lake.TableDef{
 		{Name: "switches_down", Type: i64, Required: true, Doc: "CTA-2066 bitrate switches to a lower bitrate: STEP with direction down, except the initial choice (bitrate_from_bps 0)"},
 		{Name: "events", Type: i64, Required: true, Doc: "player events in the session"},
 		{Name: "end_reason", Type: str, Required: true, Doc: "stop or error (the player's), new_play (a new PLAY of the same user and video, other than a resume after PAUSE, began the next session), timeout (no event for longer than the timeout), or open (the player watermark has not passed session_end + timeout yet)"},
-		{Name: "country", Type: str, Doc: "the player's: first non-null over the session's events (silver geo lookup of the player's client address)"},
-		{Name: "isp", Type: str, Doc: "the player's: first non-null over the session's events"},
+		{Name: "country", Type: str, Doc: "the player's: first non-null over the session's events (silver geo lookup of the player's client address); for a player that sends no address (the reference SDK), the client country of the CDN requests its events name (network_source)"},
+		{Name: "isp", Type: str, Doc: "as country: the player's, else the client ISP of the CDN requests its events name"},
+		{Name: "network_source", Type: str, Doc: "player or cdn: which gave country and isp; null when neither"},
 		{Name: "connection_type", Type: str, Doc: "the player's: first non-null over the session's events"},
 		{Name: "app_type", Type: str, Doc: "the player's: first non-null over the session's events; null for the reference SDK"},
 		{Name: "app_version", Type: str, Doc: "the player's: first non-null over the session's events"},
@@ -801,6 +802,7 @@ func appendSession(out *lake.Rows, s *session) {
 	out.NullableString("os", s.os)
 	out.NullableString("browser", s.browser)
 	out.NullableString("device_source", s.deviceSource)
+	out.NullableString("network_source", s.networkSource)
 	out.NullableString("edge_location", s.edgeLocation)
 	out.NullableString("pop", s.pop)
 	out.NullableString("edge_result_type", s.edgeResult)
@@ -837,6 +839,7 @@ func readSessions(r arrow.RecordBatch) []session {
 	up, down, events, reason := intCol("switches_up"), intCol("switches_down"), intCol("events"), strCol("end_reason")
 	country, isp, conn, app, appVersion := strCol("country"), strCol("isp"), strCol("connection_type"), strCol("app_type"), strCol("app_version")
 	device, os, browser, source := strCol("device_type"), strCol("os"), strCol("browser"), strCol("device_source")
+	netSource := strCol("network_source")
 	edge, pop, result := strCol("edge_location"), strCol("pop"), strCol("edge_result_type")
 	out := make([]session, r.NumRows())
 	for i := range out {
@@ -846,7 +849,7 @@ func readSessions(r arrow.RecordBatch) []session {
 			stallCount: stalls(i), stallMs: stallMs(i), watchS: watch(i), bitsPlayed: bits(i),
 			switchesUp: up(i), switchesDown: down(i), events: events(i), endReason: reason(i),
 			country: country(i), isp: isp(i), conn: conn(i), app: app(i), appVersion: appVersion(i),
-			device: device(i), os: os(i), browser: browser(i), deviceSource: source(i),
+			device: device(i), os: os(i), browser: browser(i), deviceSource: source(i), networkSource: netSource(i),
 			edgeLocation: edge(i), pop: pop(i), edgeResult: result(i),
 		}, errored: failure(i) || playback(i)}
 		if startTime.IsValid(i) {

@@ -435,8 +435,10 @@ func randomSessionEvents(r *rand.Rand, n int) ([]silver.PlayerRow, []silver.CDNR
 
 func cdnRow(id string, at time.Time) silver.CDNRow {
 	at = at.Truncate(time.Second) // CloudFront logs seconds
-	return silver.CDNRow{EventID: "log-" + id, LogTime: at, EdgeRequestID: id, EdgeLocation: "FRA56-P3", POP: "FRA",
+	r := silver.CDNRow{EventID: "log-" + id, LogTime: at, EdgeRequestID: id, EdgeLocation: "FRA56-P3", POP: "FRA",
 		EdgeResult: "Hit", Agent: silver.Agent{Browser: "Chrome", OS: "Windows", DeviceType: "desktop"}, IngestTime: at.Add(time.Hour)}
+	r.Client.Country, r.Client.ISP = "DE", "Spreenet"
+	return r
 }
 
 // randomData are the events the incremental tests deliver in pieces, and
@@ -561,6 +563,9 @@ func TestSessionsLateCDN(t *testing.T) {
 		changed++
 		want := b
 		want.device, want.os, want.browser, want.deviceSource = "desktop", "Windows", "Chrome", DeviceFromCDN
+		// The SDK sends no client address: the CDN request's client gives
+		// the session its country and ISP.
+		want.country, want.isp, want.networkSource = "DE", "Spreenet", DeviceFromCDN
 		want.edgeLocation, want.pop, want.edgeResult = "FRA56-P3", "FRA", "Hit"
 		if s != want {
 			t.Errorf("session of a after its CDN row:\n got %+v\nwant %+v", s, want)
