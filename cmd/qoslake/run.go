@@ -96,6 +96,9 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 	}
 	r, err := m.Refinery(ctx, tables, t)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was taken in
+		}
 		return err
 	}
 	silverDone := make(chan struct{})
