@@ -46,11 +46,15 @@ type shardSink struct {
 	// dataColumn is the string column that holds most of a record's bytes:
 	// room for them is made once per batch.
 	dataColumn string
-	decode     func(out *lake.Rows, r kinesis.Record, now time.Time) (rows int, rejects []Reject)
-	batching   Batching
-	logger     *slog.Logger
-	observer   Observer
-	now        func() time.Time
+	// rowOverhead is what each row holds besides its record's bytes (the
+	// field list of a real-time log row): it counts towards
+	// Batching.MaxBytes, which bounds the memory a batch takes.
+	rowOverhead int
+	decode      func(out *lake.Rows, r kinesis.Record, now time.Time) (rows int, rejects []Reject)
+	batching    Batching
+	logger      *slog.Logger
+	observer    Observer
+	now         func() time.Time
 
 	committed map[string]string // shard → position committed in rows
 	rejectsAt map[string]string // shard → position committed in rejects
@@ -215,6 +219,7 @@ func (s *shardSink) add(b kinesis.Batch) {
 	for _, r := range b.Records {
 		n, rejects := s.decode(s.out, r, now)
 		s.nRows += n
+		s.nBytes += n * s.rowOverhead
 		for _, rj := range rejects {
 			rj.At, rj.Source = now, s.source
 			s.pendingRejects = append(s.pendingRejects, shardReject{shard: r.Shard, seq: r.Seq, Reject: rj})

@@ -16,13 +16,15 @@ import (
 	"github.com/qoslake/qoslake/lake"
 )
 
-// Ingest runs both intakes to bronze: Kinesis player events and CDN logs
-// through S3 events on SQS. With once, each reads what is available now
-// and returns.
+// Ingest runs the intakes to bronze: Kinesis player events, CDN logs
+// through S3 events on SQS, and CloudFront real-time logs on Kinesis. With
+// once, each reads what is available now and returns.
 func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once bool) error {
 	intakes := map[string]func(context.Context) error{
 		"kinesis": func(ctx context.Context) error { return m.ingestKinesis(ctx, tables, once) },
 		"cdn":     func(ctx context.Context) error { return m.ingestCDN(ctx, tables, once) },
+		// CloudFront real-time logs: realtime.go.
+		"realtime": func(ctx context.Context) error { return m.ingestRealtime(ctx, tables, once) },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for name, run := range intakes {

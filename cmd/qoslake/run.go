@@ -24,15 +24,16 @@ func runCommand() *command {
 commits what is in flight and exits. With --once, processes what is
 available at start, commits and exits 0.
 
-Stages in this version: Kinesis player events and CDN logs (S3 events on
-SQS) into the bronze tables, exactly once; bronze to silver (typed,
+Stages in this version: Kinesis player events, CDN logs (S3 events on
+SQS) and CloudFront real-time logs (Kinesis) into the bronze tables,
+exactly once; bronze to silver (typed,
 anonymised, enriched, de-duplicated) and silver's CDN requests to
 gold.cdn_minute (one-minute aggregates, late data corrected) every
 --silver-every; table maintenance every --maintain-every.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
-		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Silver},
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Realtime, config.Silver},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
 		},
