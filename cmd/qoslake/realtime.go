@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/qoslake/qoslake/ingest/cloudfront"
 	"github.com/qoslake/qoslake/ingest/kinesis"
 	"github.com/qoslake/qoslake/lake"
+	"github.com/qoslake/qoslake/silver"
 )
 
 // The CloudFront real-time log intake: a Kinesis stream of log records,
@@ -119,4 +123,48 @@ func (m *Main) readStream(ctx context.Context, consumer *kinesis.Consumer, newSi
 		}
 		return err
 	}
+}
+
+// realtime runs real-time log records, one per line, through bronze's
+// checks and silver's typing by the configured field list: the calls
+// `run` makes.
+func (c *checker) realtime(r *bufio.Reader, m *Main) error {
+	layout, err := m.realtimeLayout()
+	if err != nil {
+		return err
+	}
+	rows, err := lake.NewRowsFor(silver.CDNLogsTable)
+	if err != nil {
+		return err
+	}
+	defer rows.Release()
+	lim := cloudfront.DefaultRealtimeLimits
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), lim.MaxRecordBytes+1)
+	now := time.Now().UTC()
+	rate := int32(m.Config.RealtimeSamplingRate)
+	var fields []string
+	line := 0
+	for sc.Scan() {
+		line++
+		recs, rejects := layout.ParseRealtime(sc.Bytes(), now, lim)
+		for _, rj := range rejects {
+			if rj.Reason != cloudfront.ReasonEmptyRecord { // a blank line between records
+				c.reject(fmt.Sprint(line), rj.Reason, rj.Detail)
+			}
+		}
+		for _, rec := range recs {
+			var row silver.CDNRow
+			var probs []silver.Problem
+			row, probs, fields = c.t.RealtimeRecord(layout, rec.Text, rec.Time, rate, fields)
+			row.IngestTime = now
+			c.problem(fmt.Sprint(line), probs)
+			silver.AppendCDN(rows, &row)
+			c.rows++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		c.reject(fmt.Sprint(line+1), cloudfront.ReasonOversizedRecord, err.Error())
+	}
+	return c.print(rows)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -83,5 +84,44 @@ func TestRealtimeRecordsLandInBronzeAndBadOnesAreRejected(t *testing.T) {
 	}
 	if n := len(s.keys("bronze.cdn_realtime", "record")); n != 2 {
 		t.Errorf("%d records after a second run, want 2", n)
+	}
+}
+
+// `qoslake check --type realtime` reads records one per line by the
+// configured field list: the real records with the 40-field layout; with
+// the default layout they are rejected naming both counts, exit 1. The
+// kind is detected from the epoch time before the first tab.
+func TestCheckRealtimeRecords(t *testing.T) {
+	if _, err := os.Stat(realWorldRealtime); err != nil {
+		t.Skip("real-world samples not present")
+	}
+	env := map[string]string{"QOSLAKE_DEMO": "true", "QOSLAKE_ENRICH": "false", "QOSLAKE_REALTIME_LOG_FIELDS": launchFields, "QOSLAKE_REALTIME_SAMPLING_RATE": "20"}
+	code, out, errOut := run(t, env, "check", "--type", "realtime", realWorldRealtime)
+	if code != exitOK || !strings.Contains(errOut, "realtime input, 2 rows, 0 rejected") {
+		t.Fatalf("check: exit %d\n%s", code, errOut)
+	}
+	var rows []map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, m)
+	}
+	for k, v := range map[string]any{
+		"log_source": "realtime", "sampling_rate": 20.0, "log_time": "2020-09-16T23:33:41.087Z", "edge_location": "SEA19-C2",
+		"status": 304.0, "time_taken_ms": 140.0, "client_ip": "174.204.64.0", "os": "iOS", "cache_hit": true,
+	} {
+		if rows[0][k] != v {
+			t.Errorf("%s = %v, want %v", k, rows[0][k], v)
+		}
+	}
+	if strings.Contains(out, "174.204.64.230") {
+		t.Error("check printed a raw client address")
+	}
+	env["QOSLAKE_REALTIME_LOG_FIELDS"] = strings.Join(cloudfront.RealtimeFields, ",") // the default
+	code, _, errOut = run(t, env, "check", realWorldRealtime)
+	if code != exitFailure || strings.Count(errOut, "field_count_mismatch: 40 fields") != 2 || !strings.Contains(errOut, "realtime input") {
+		t.Errorf("default layout: exit %d\n%s", code, errOut)
 	}
 }
