@@ -14,6 +14,7 @@ import (
 type lines struct{ lines []string }
 
 func (l *lines) PutEvents(_ context.Context, ev []simulate.Event) (int, error) { return len(ev), nil }
+func (l *lines) PutRealtime(context.Context, []simulate.RealtimeRecord) error  { return nil }
 func (l *lines) PutLog(_ context.Context, f simulate.LogFile) error {
 	zr, err := gzip.NewReader(bytes.NewReader(f.Body))
 	if err != nil {

@@ -435,6 +435,7 @@ func (s *Stage) commitSightings(ctx context.Context, inc *increment, adv []lake.
 	if err != nil {
 		return nil, fmt.Errorf("commit %s: %w", s.Sightings.Name(), err)
 	}
+	s.Logger.Debug("sightings committed", "table", s.Sightings.Name(), "rows", inc.sighted)
 	return &c, nil
 }
 
