@@ -1,19 +1,24 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 
 	"github.com/qoslake/qoslake/ingest/cloudfront"
+	"github.com/qoslake/qoslake/simulate"
 )
 
 // realWorldRealtime are the two real real-time records of 2020 (40 fields,
@@ -124,4 +129,190 @@ func TestCheckRealtimeRecords(t *testing.T) {
 	if code != exitFailure || strings.Count(errOut, "field_count_mismatch: 40 fields") != 2 || !strings.Contains(errOut, "realtime input") {
 		t.Errorf("default layout: exit %d\n%s", code, errOut)
 	}
+}
+
+// checkRealtimeExactlyOnce asserts bronze.cdn_realtime holds each
+// simulated real-time record once, and silver one row per request (every
+// request is in the standard logs) and one sighting per request both log
+// kinds carry, whichever came first. It returns the silver rows and
+// sightings counted by log_source.
+func (s *stack) checkRealtimeExactlyOnce(sum simulate.Summary, rate int) (rows, sightings map[string]int) {
+	s.t.Helper()
+	keys := s.keys("bronze.cdn_realtime", "shard_id", "sequence_number", "sub_sequence", "record_index")
+	if dup := firstDuplicate(keys); dup != "" || len(keys) != sum.RealtimeRecords {
+		s.t.Errorf("bronze.cdn_realtime holds %d records (duplicate %q), the simulator wrote %d", len(keys), dup, sum.RealtimeRecords)
+	}
+	rows, sightings = map[string]int{}, map[string]int{}
+	var ids []string
+	for _, r := range s.keys("silver.cdn_logs", "edge_request_id", "log_source", "sampling_rate") {
+		parts := strings.Split(r, "|")
+		ids = append(ids, parts[0])
+		rows[parts[1]]++
+		if want := map[string]string{"realtime": fmt.Sprint(rate), "standard": "100"}[parts[1]]; parts[2] != want {
+			s.t.Errorf("silver row %s has sampling rate %s, want %s", r, parts[2], want)
+		}
+	}
+	if dup := firstDuplicate(ids); dup != "" || len(ids) != sum.LogLines {
+		s.t.Errorf("silver.cdn_logs holds %d rows (request %q twice), the simulator made %d requests", len(ids), dup, sum.LogLines)
+	}
+	ids = nil
+	for _, r := range s.keys("silver.cdn_sightings", "edge_request_id", "log_source") {
+		id, source, _ := strings.Cut(r, "|")
+		ids = append(ids, id)
+		sightings[source]++
+	}
+	if dup := firstDuplicate(ids); dup != "" || len(ids) != sum.RealtimeRecords {
+		s.t.Errorf("silver.cdn_sightings holds %d (%q twice), want one for each of the %d requests both log kinds carry", len(ids), dup, sum.RealtimeRecords)
+	}
+	if rows["realtime"]+sightings["realtime"] != sum.RealtimeRecords || rows["standard"]+sightings["standard"] != sum.LogLines {
+		s.t.Errorf("rows %v and sightings %v by log kind, for %d real-time records and %d log lines", rows, sightings, sum.RealtimeRecords, sum.LogLines)
+	}
+	return rows, sightings
+}
+
+// Simulated real-time records (half the requests) land exactly once in
+// bronze and silver beside the standard logs of the same requests, and a
+// second run changes nothing.
+func TestSimulatedRealtimeLogsLandExactlyOnce(t *testing.T) {
+	s := newStack(t, "QOSLAKE_REALTIME_SAMPLING_RATE", "50")
+	sum := s.simulate("--rate", "200", "--duration", "20s", "--seed", "31")
+	if sum.RealtimeRecords == 0 || sum.RealtimeRecords >= sum.LogLines {
+		t.Fatalf("%d real-time records for %d requests at 50%%", sum.RealtimeRecords, sum.LogLines)
+	}
+	s.mustRun("run", "--once")
+	s.checkExactlyOnce(sum.EventsTotal, sum.LogLines)
+	// One run reads both log kinds before silver moves them: each
+	// request's row is its real-time record's, the standard line a sighting.
+	if rows, sightings := s.checkRealtimeExactlyOnce(sum, 50); rows["realtime"] != sum.RealtimeRecords || sightings["realtime"] != 0 {
+		t.Errorf("rows %v, sightings %v: want the real-time records as rows", rows, sightings)
+	}
+	s.checkGoldMatchesSilver()
+	s.mustRun("run", "--once")
+	s.checkRealtimeExactlyOnce(sum, 50)
+	if rejects := s.keys("bronze.rejects", "reason"); len(rejects) != 0 {
+		t.Errorf("simulated traffic produced rejects: %v", rejects)
+	}
+}
+
+// A request CloudFront logged in real time, and minutes later in a
+// standard log file, is one silver row that says both saw it: typed from
+// the real-time record, its standard line a sighting. A standard line
+// first and its real-time record later: the same, the other way round.
+func TestRequestSeenInBothLogKindsIsOneSilverRow(t *testing.T) {
+	s := newStack(t, "QOSLAKE_REALTIME_LOG_FIELDS", "timestamp,c-ip,sc-status,sc-bytes,x-edge-location,x-edge-request-id,time-taken,cmcd-session-id")
+	now := time.Now().UTC().Add(-time.Minute)
+	rec := func(id string) string {
+		return fmt.Sprintf("%d.%03d\t203.0.113.77\t200\t1843201\tFRA56-P3\t%s\t0.014\tsess-1\n", now.Unix(), now.Nanosecond()/1e6, id)
+	}
+	line := func(id string) string {
+		return fmt.Sprintf("%s\t%s\tFRA56-P3\t1843201\t203.0.113.77\tGET\t%s\t0.014\n", now.Format("2006-01-02"), now.Format("15:04:05"), id)
+	}
+	s.putRealtime(rec("Rt1stAbc=="))
+	s.putObject("late.log", []byte(logHeader+line("Std1stXyz==")))
+	s.mustRun("run", "--once")
+	s.putObject("later.log", []byte(logHeader+line("Rt1stAbc==")))
+	s.putRealtime(rec("Std1stXyz=="))
+	s.mustRun("run", "--once")
+
+	rows := s.keys("silver.cdn_logs", "edge_request_id", "log_source", "cmcd_session_id")
+	sort.Strings(rows)
+	if want := []string{"Rt1stAbc==|realtime|sess-1", "Std1stXyz==|standard|(null)"}; !slices.Equal(rows, want) {
+		t.Errorf("silver.cdn_logs: %v, want %v", rows, want)
+	}
+	seen := s.keys("silver.cdn_sightings", "edge_request_id", "log_source")
+	sort.Strings(seen)
+	if want := []string{"Rt1stAbc==|standard", "Std1stXyz==|realtime"}; !slices.Equal(seen, want) {
+		t.Errorf("silver.cdn_sightings: %v, want %v", seen, want)
+	}
+}
+
+// killAt starts the real binary with debug logs and SIGKILLs it at the
+// first line of its standard error that at accepts: a point the process
+// itself names, not a guessed time. It reports whether the point came.
+func (s *stack) killAt(bin string, at func(line string) bool, args ...string) bool {
+	s.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = os.Environ()
+	for k, v := range s.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "QOSLAKE_LOG_LEVEL=debug")
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	hit, done := make(chan struct{}), make(chan struct{})
+	var errors []string
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		reached := false
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "level=ERROR") {
+				errors = append(errors, sc.Text())
+			}
+			if !reached && at(sc.Text()) {
+				reached = true
+				close(hit)
+			}
+		}
+	}()
+	reached := true
+	select {
+	case <-hit:
+	case <-time.After(20 * time.Second):
+		reached = false
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	<-done
+	if len(errors) > 0 {
+		s.t.Errorf("run logged errors before the kill:\n%s", strings.Join(errors, "\n"))
+	}
+	return reached
+}
+
+// logLineOf matches a debug line by its message and table.
+func logLineOf(msg, table string) func(string) bool {
+	return func(l string) bool {
+		return strings.Contains(l, `msg="`+msg+`"`) && strings.Contains(l, "table="+table)
+	}
+}
+
+// The process killed with SIGKILL (no flush, no cleanup) right after it
+// commits real-time records to bronze, right after it commits an
+// increment's sightings (before or during its rows), and after silver
+// commits, then run again: every real-time record is in bronze once and
+// every request in silver once, with its sightings once.
+func TestKilledProcessMidRealtimeChangesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	s := newStack(t, "QOSLAKE_SILVER_EVERY", "100ms")
+	bin := builtBinary(t)
+	run := []string{"run", "--http-addr", "127.0.0.1:0", "--batch-max-age", "50ms"}
+	started := time.Now()
+	first := s.simulate("--rate", "200", "--duration", "10s", "--seed", "61")
+	if !s.killAt(bin, logLineOf("bronze batch committed", "bronze.cdn_realtime"), run...) {
+		t.Fatal("no real-time records were committed to bronze")
+	}
+	if !s.killAt(bin, logLineOf("sightings committed", "silver.cdn_sightings"), run...) {
+		t.Fatal("no sightings were committed")
+	}
+	second := s.simulate("--rate", "200", "--duration", "10s", "--seed", "62")
+	if !s.killAt(bin, logLineOf("silver committed", "silver.cdn_logs"), run...) {
+		t.Fatal("silver committed nothing")
+	}
+	t.Logf("three killed runs in %s", time.Since(started))
+	s.mustRun("run", "--once")
+	sum := first
+	sum.RealtimeRecords += second.RealtimeRecords
+	sum.LogLines += second.LogLines
+	s.checkExactlyOnce(first.EventsTotal+second.EventsTotal, sum.LogLines)
+	s.checkRealtimeExactlyOnce(sum, 100)
+	s.checkGoldMatchesSilver()
 }
