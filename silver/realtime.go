@@ -152,11 +152,12 @@ func cmcdOf(get func(string) string, probs *[]Problem) CMCD {
 	}
 	// CTA-5004 sends a boolean key only when it is true.
 	if carries {
-		for name, b := range map[string]**bool{"cmcd-buffer-starvation": &c.BufferStarvation, "cmcd-startup": &c.Startup} {
-			if get(name) == "" {
-				f := false
-				*b = &f
-			}
+		no := false
+		if get("cmcd-buffer-starvation") == "" {
+			c.BufferStarvation = &no
+		}
+		if get("cmcd-startup") == "" {
+			c.Startup = &no
 		}
 	}
 	return c
