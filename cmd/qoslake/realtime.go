@@ -64,7 +64,8 @@ func (m *Main) ingestRealtime(ctx context.Context, tables map[string]*lake.Table
 	}, once)
 }
 
-// shardSink is a bronze sink of a Kinesis stream.
+// shardSink is a bronze sink of a Kinesis stream: bronze.PlayerEvents or
+// bronze.RealtimeLogs.
 type shardSink interface {
 	Positions(context.Context) (map[string]string, error)
 	Run(context.Context, <-chan kinesis.Batch) error
