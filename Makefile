@@ -88,7 +88,7 @@ demo: build emulator-up
 		"$$AWS_ENDPOINT_URL" "$$AWS_REGION" "$$AWS_ACCESS_KEY_ID" "$$AWS_SECRET_ACCESS_KEY" "$$QOSLAKE_STATE_DIR" "$$QOSLAKE_GEOIP_CITY" "$$QOSLAKE_GEOIP_ASN" > $(STATE_DIR)/demo.env; \
 	echo "== provisioning on $$AWS_ENDPOINT_URL"; \
 	$(BIN) provision; \
-	echo; echo "== simulating a minute of traffic (player events to Kinesis, CloudFront logs to S3)"; \
+	echo; echo "== simulating a minute of traffic (player events and CloudFront real-time logs to Kinesis, CloudFront log files to S3)"; \
 	$(BIN) simulate --rate 300 --duration 60s --fast --schedule 20s=edge-latency,40s=normal --summary $(STATE_DIR)/simulation.json; \
 	echo; echo "== ingesting to bronze and refining to silver (run --once)"; \
 	$(BIN) run --once; \

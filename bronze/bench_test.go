@@ -51,7 +51,8 @@ func BenchmarkPlayerEventPath(b *testing.B) {
 		size += len(r.Data)
 	}
 
-	p := &PlayerEvents{Events: events, Rejects: rejects, Stream: "s", committed: map[string]string{}, Now: func() time.Time { return start.Add(time.Hour) }}
+	p := &PlayerEvents{Events: events, Rejects: rejects, Stream: "s", Now: func() time.Time { return start.Add(time.Hour) }}
+	p.sink.committed = map[string]string{}
 	if err := p.init(); err != nil {
 		b.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func BenchmarkPlayerEventPath(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		p.Add(batch)
-		rec := p.events.Batch()
+		rec := p.sink.out.Batch()
 		buf.Reset()
 		w, err := pqarrow.NewFileWriter(rec.Schema(), &buf, props, pqarrow.DefaultWriterProps())
 		if err != nil {
@@ -75,7 +76,7 @@ func BenchmarkPlayerEventPath(b *testing.B) {
 			b.Fatal(err)
 		}
 		rec.Release()
-		p.pendingLast, p.nEvents, p.nBytes = map[string]string{}, 0, 0
+		p.sink.pendingLast, p.sink.nRows, p.sink.nBytes = map[string]string{}, 0, 0
 	}
 	b.ReportMetric(float64(b.N*len(batch.Records))/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(b.N*len(batch.Records)), "records")

@@ -12,7 +12,7 @@ const MaxRawBytes = 64 << 10
 // Reject is a row of bronze.rejects.
 type Reject struct {
 	At        time.Time
-	Source    string // "kinesis" or "s3"
+	Source    string // "kinesis", "realtime" or "s3"
 	SourceRef string
 	Reason    string
 	Detail    string

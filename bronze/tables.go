@@ -77,6 +77,35 @@ var CDNLogsTable = lake.TableDef{
 	Properties: bronzeWrite,
 }
 
+// CDNRealtimeTable is bronze.cdn_realtime: one row per CloudFront real-time
+// log record read from Kinesis, as CloudFront wrote it. A Kinesis record
+// holds one log record (CloudFront's own) or several on lines of their
+// own, and a KPL-aggregated record several user records: (shard_id,
+// sequence_number, sub_sequence, record_index) is unique.
+var CDNRealtimeTable = lake.TableDef{
+	Namespace: Namespace,
+	Name:      "cdn_realtime",
+	Doc:       "Raw CloudFront real-time log records from Kinesis, exactly once. Contains raw client IPs: retention-limited.",
+	Columns: []lake.Column{
+		{Name: "log_time", Type: tstz, Required: true, Doc: "the record's timestamp (epoch seconds with milliseconds), UTC"},
+		{Name: "fields", Type: str, Required: true, Doc: "the real-time log configuration's field list the record was read with (comma-separated), naming its values"},
+		{Name: "record", Type: str, Required: true, Doc: "the log record exactly as received, without its line ending"},
+		{Name: "sampling_rate", Type: i32, Required: true, Doc: "percent of requests the real-time log configuration logs (its SamplingRate, 1-100), as configured when read"},
+		{Name: "stream", Type: str, Required: true, Doc: "Kinesis stream name"},
+		{Name: "shard_id", Type: str, Required: true, Doc: "Kinesis shard id"},
+		{Name: "sequence_number", Type: str, Required: true, Doc: "Kinesis sequence number (decimal; compare as a big integer)"},
+		{Name: "sub_sequence", Type: i32, Required: true, Doc: "index of the user record in a KPL-aggregated record, 0 otherwise"},
+		{Name: "record_index", Type: i32, Required: true, Doc: "line of the log record in the Kinesis record, 0 for CloudFront's one record per Kinesis record"},
+		{Name: "partition_key", Type: str, Doc: "Kinesis partition key"},
+		{Name: "arrival_time", Type: tstz, Required: true, Doc: "Kinesis approximate arrival time"},
+		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when qoslake read the record"},
+	},
+	Partition: []lake.PartitionField{
+		{Column: "log_time", Transform: day, Name: "log_day"},
+	},
+	Properties: bronzeWrite,
+}
+
 // RejectsTable is bronze.rejects: input that could not be read, with the reason.
 var RejectsTable = lake.TableDef{
 	Namespace: Namespace,
@@ -84,7 +113,7 @@ var RejectsTable = lake.TableDef{
 	Doc:       "Input qoslake could not read, kept for inspection with the reason.",
 	Columns: []lake.Column{
 		{Name: "rejected_at", Type: tstz, Required: true, Doc: "when the input was rejected"},
-		{Name: "source", Type: str, Required: true, Doc: "kinesis or s3"},
+		{Name: "source", Type: str, Required: true, Doc: "kinesis (player events), realtime (CloudFront real-time logs) or s3"},
 		{Name: "source_ref", Type: str, Required: true, Doc: "shard/sequence[/sub/index] or s3://bucket/key@etag[:line]"},
 		{Name: "reason", Type: str, Required: true, Doc: "short machine-readable reason (malformed_json, invalid_utf8, ...)"},
 		{Name: "detail", Type: str, Doc: "human-readable explanation"},
@@ -97,4 +126,4 @@ var RejectsTable = lake.TableDef{
 }
 
 // Tables are all bronze tables.
-var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable, RejectsTable}
+var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable, CDNRealtimeTable, RejectsTable}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qoslake/qoslake/ingest/cloudfront"
 )
 
 // validName keeps derived names valid for S3 buckets, queues, topics and
@@ -37,6 +39,10 @@ const (
 	Ingest    Group = "ingest"
 	Silver    Group = "silver"
 	Alerts    Group = "alerts"
+	// Realtime describes the CloudFront real-time log configuration whose
+	// records the real-time stream carries: the intake reads them by it,
+	// check reads files by it, the simulator writes by it.
+	Realtime Group = "realtime"
 )
 
 // Config is every qoslake setting.
@@ -51,6 +57,7 @@ type Config struct {
 
 	Prefix           string
 	Stream           string
+	RealtimeStream   string
 	StreamShards     int
 	StreamOnDemand   bool
 	CDNBucket        string
@@ -75,6 +82,9 @@ type Config struct {
 
 	MaxRecordBytes int
 	MaxLineBytes   int
+
+	RealtimeLogFields    string
+	RealtimeSamplingRate int
 
 	Demo            bool
 	PseudonymKey    string
@@ -128,22 +138,26 @@ func Default() *Config {
 		BatchMaxAge:      time.Second,
 		MaxRecordBytes:   1 << 20,
 		MaxLineBytes:     64 << 10,
-		Enrich:           true,
-		GeoIPReload:      time.Minute,
-		PlayerLateness:   10 * time.Minute,
-		CDNLateness:      6 * time.Hour,
-		ClockSkew:        5 * time.Minute,
-		DedupMaxIDs:      10_000_000,
-		SilverEvery:      2 * time.Second,
-		AlertGraceCDN:    2 * time.Minute,
-		AlertGracePlayer: 2 * time.Minute,
-		AlertCatchUp:     3 * time.Hour,
-		UpdatesRecent:    15 * time.Minute,
-		MaintainEvery:    time.Hour,
-		SnapshotMaxAge:   6 * time.Hour,
-		SnapshotsRetain:  20,
-		BronzeRetention:  7 * 24 * time.Hour,
-		OrphanMinAge:     time.Hour,
+		// Every documented field: what the template's RealtimeLogConfig
+		// asks CloudFront for.
+		RealtimeLogFields:    strings.Join(cloudfront.RealtimeFields, ","),
+		RealtimeSamplingRate: 100,
+		Enrich:               true,
+		GeoIPReload:          time.Minute,
+		PlayerLateness:       10 * time.Minute,
+		CDNLateness:          6 * time.Hour,
+		ClockSkew:            5 * time.Minute,
+		DedupMaxIDs:          10_000_000,
+		SilverEvery:          2 * time.Second,
+		AlertGraceCDN:        2 * time.Minute,
+		AlertGracePlayer:     2 * time.Minute,
+		AlertCatchUp:         3 * time.Hour,
+		UpdatesRecent:        15 * time.Minute,
+		MaintainEvery:        time.Hour,
+		SnapshotMaxAge:       6 * time.Hour,
+		SnapshotsRetain:      20,
+		BronzeRetention:      7 * 24 * time.Hour,
+		OrphanMinAge:         time.Hour,
 	}
 }
 
@@ -175,8 +189,9 @@ func (c *Config) Settings() []Setting {
 
 		s(Resources, "prefix", "prefix of every AWS resource name", (*stringValue)(&c.Prefix)),
 		s(Resources, "stream", "Kinesis stream of player events (default <prefix>-player-events)", (*stringValue)(&c.Stream)),
-		s(Resources, "stream-shards", "shard count when provisioning the stream", (*intValue)(&c.StreamShards)),
-		s(Resources, "stream-on-demand", "provision the stream in on-demand capacity mode", (*boolValue)(&c.StreamOnDemand)),
+		s(Resources, "realtime-stream", "Kinesis stream of CloudFront real-time log records (default <prefix>-cdn-realtime-logs)", (*stringValue)(&c.RealtimeStream)),
+		s(Resources, "stream-shards", "shard count of each stream when provisioning it", (*intValue)(&c.StreamShards)),
+		s(Resources, "stream-on-demand", "provision the streams in on-demand capacity mode", (*boolValue)(&c.StreamOnDemand)),
 		s(Resources, "cdn-bucket", "S3 bucket CloudFront writes its logs to (default <prefix>-cdn-logs)", (*stringValue)(&c.CDNBucket)),
 		s(Resources, "cdn-log-prefix", "key prefix of CDN log objects that trigger ingestion", (*stringValue)(&c.CDNLogPrefix)),
 		s(Resources, "queue", "SQS queue of S3 object-created events (default <prefix>-cdn-log-events)", (*stringValue)(&c.Queue)),
@@ -199,6 +214,9 @@ func (c *Config) Settings() []Setting {
 
 		s(Ingest, "max-record-bytes", "Kinesis records (or user records) larger than this are rejected as oversized_record", (*intValue)(&c.MaxRecordBytes)),
 		s(Ingest, "max-line-bytes", "CDN log lines longer than this are rejected as oversized_line", (*intValue)(&c.MaxLineBytes)),
+
+		s(Realtime, "realtime-log-fields", "the CloudFront real-time log configuration's fields, comma-separated, in the documented order CloudFront writes them (default: every documented field)", (*stringValue)(&c.RealtimeLogFields)),
+		s(Realtime, "realtime-sampling-rate", "the real-time log configuration's sampling rate: percent of requests logged, 1-100", (*intValue)(&c.RealtimeSamplingRate)),
 
 		s(Silver, "demo", "demo mode: a public pseudonymisation key when none is configured (never in production)", (*boolValue)(&c.Demo)),
 		s(Silver, "pseudonym-key", "user id pseudonymisation key as <key-id>:<base64 secret of 32+ bytes>", (*secretValue)(&c.PseudonymKey)),
@@ -317,6 +335,7 @@ func (c *Config) Resolve(groups ...Group) error {
 			}
 		}
 		def(&c.Stream, "player-events")
+		def(&c.RealtimeStream, "cdn-realtime-logs")
 		def(&c.CDNBucket, "cdn-logs")
 		def(&c.Queue, "cdn-log-events")
 		def(&c.AlertsTopic, "alerts")
@@ -393,6 +412,14 @@ func (c *Config) Resolve(groups ...Group) error {
 			bad("batch-max-age", "must be at least 10ms")
 		}
 	}
+	if hasGroup(groups, Realtime) {
+		if _, err := c.RealtimeLayout(); err != nil {
+			bad("realtime-log-fields", "%v", err)
+		}
+		if c.RealtimeSamplingRate < 1 || c.RealtimeSamplingRate > 100 {
+			bad("realtime-sampling-rate", "%d is not a percentage from 1 to 100", c.RealtimeSamplingRate)
+		}
+	}
 	if hasGroup(groups, Silver) {
 		if c.PseudonymKey == "" && c.PseudonymFile == "" && c.PseudonymSecret == "" && !c.Demo {
 			bad("pseudonym-key", "no pseudonymisation key: set one of --pseudonym-key, --pseudonym-key-file, --pseudonym-key-secret (or --demo to use the public demo key)")
@@ -467,6 +494,11 @@ func (c *Config) Worker() (index, count int, err error) {
 type StartAt struct {
 	Kind string
 	Time time.Time
+}
+
+// RealtimeLayout parses RealtimeLogFields.
+func (c *Config) RealtimeLayout() (*cloudfront.RealtimeLayout, error) {
+	return cloudfront.ParseRealtimeLayout(c.RealtimeLogFields)
 }
 
 // WarehouseBucket returns the bucket of an s3:// warehouse, or "".

@@ -88,3 +88,32 @@ func TestBadSilverSettingsAreRefusedAtStart(t *testing.T) {
 		}
 	}
 }
+
+// A real-time field list CloudFront could not have written, or a sampling
+// rate outside CloudFront's 1-100, is refused at start naming the flag;
+// the default is every documented field.
+func TestRealtimeSettingsAreChecked(t *testing.T) {
+	c := config.Default()
+	if err := c.Resolve(config.Core, config.Realtime); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.RealtimeLayout(); err != nil || len(l.Names) != 66 || len(l.Unknown()) != 0 {
+		t.Fatalf("default layout: %v, %v", l, err)
+	}
+	cases := map[string]func(*config.Config){
+		"realtime-log-fields":    func(c *config.Config) { c.RealtimeLogFields = "c-ip,timestamp" },
+		"realtime-sampling-rate": func(c *config.Config) { c.RealtimeSamplingRate = 0 },
+	}
+	for flagName, set := range cases {
+		c := config.Default()
+		set(c)
+		err := c.Resolve(config.Core, config.Realtime)
+		if err == nil || !strings.Contains(err.Error(), "--"+flagName) {
+			t.Errorf("%s: err = %v, want one naming the flag", flagName, err)
+		}
+	}
+	c = config.Default()
+	if err := c.Resolve(config.Core, config.Resources); err != nil || c.RealtimeStream != "qoslake-cdn-realtime-logs" {
+		t.Errorf("realtime stream %q, %v", c.RealtimeStream, err)
+	}
+}

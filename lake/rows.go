@@ -111,6 +111,16 @@ func (r *Rows) OptFloat64(name string, v *float64) {
 // Bool appends v.
 func (r *Rows) Bool(name string, v bool) { r.field(name).(*array.BooleanBuilder).Append(v) }
 
+// OptBool appends *v, or null.
+func (r *Rows) OptBool(name string, v *bool) {
+	b := r.field(name).(*array.BooleanBuilder)
+	if v == nil {
+		b.AppendNull()
+	} else {
+		b.Append(*v)
+	}
+}
+
 // Time appends v to a timestamp column (microseconds).
 func (r *Rows) Time(name string, v time.Time) {
 	r.field(name).(*array.TimestampBuilder).Append(arrow.Timestamp(v.UnixMicro()))

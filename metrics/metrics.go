@@ -113,7 +113,7 @@ func newIngest(reg *prometheus.Registry) *Ingest {
 		}, []string{"queue"}),
 	}
 	i.Restarts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "qoslake", Name: "intake_restarts_total", Help: "Intakes restarted after a failure, by intake (kinesis, cdn).",
+		Namespace: "qoslake", Name: "intake_restarts_total", Help: "Intakes restarted after a failure, by intake (kinesis, cdn, realtime).",
 	}, []string{"intake"})
 	reg.MustRegister(i.RecordsRead, i.BytesRead, i.ShardLag, i.Throttles, i.Rejects, i.BatchLatency, i.Received, i.Restarts, i.ShortLinesN)
 	return i
@@ -132,6 +132,34 @@ func (i *Ingest) Lag(shard string, behind time.Duration) {
 
 // Throttled implements kinesis.Observer.
 func (i *Ingest) Throttled(shard string) { i.Throttles.WithLabelValues(shard).Inc() }
+
+// Stream is the kinesis.Observer of a stream other than the player
+// events': its records count under source in records_read_total and
+// bytes_read_total, and its shards (whose ids repeat across streams) are
+// labelled source/shard.
+func (i *Ingest) Stream(source string) StreamObserver {
+	return StreamObserver{i: i, source: source}
+}
+
+// StreamObserver implements kinesis.Observer for one stream.
+type StreamObserver struct {
+	i      *Ingest
+	source string
+}
+
+// Read implements kinesis.Observer.
+func (o StreamObserver) Read(shard string, records, bytes int) {
+	o.i.RecordsRead.WithLabelValues(o.source).Add(float64(records))
+	o.i.BytesRead.WithLabelValues(o.source).Add(float64(bytes))
+}
+
+// Lag implements kinesis.Observer.
+func (o StreamObserver) Lag(shard string, behind time.Duration) {
+	o.i.Lag(o.source+"/"+shard, behind)
+}
+
+// Throttled implements kinesis.Observer.
+func (o StreamObserver) Throttled(shard string) { o.i.Throttled(o.source + "/" + shard) }
 
 // Rejected implements bronze.Observer.
 func (i *Ingest) Rejected(source, reason string) { i.Rejects.WithLabelValues(source, reason).Inc() }

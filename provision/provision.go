@@ -1,6 +1,6 @@
 // Package provision creates, idempotently, every AWS resource the pipeline
-// uses: the player-events stream, the CDN log bucket and its event
-// notification, the event queue with its dead-letter queue, the SNS topics
+// uses: the player-events and CloudFront real-time log streams, the CDN log
+// bucket and its event notification, the event queue with its dead-letter queue, the SNS topics
 // (S3 events, alerts, updates) with their subscriptions, and the warehouse
 // bucket when tables live on S3. The CloudFormation template in infra/ and
 // the LocalStack init script create the same resources with the same names.
@@ -32,7 +32,11 @@ import (
 
 // Spec is what to provision. Names come from config.Config.
 type Spec struct {
-	Stream         string
+	Stream string
+	// RealtimeStream is the stream a CloudFront real-time log
+	// configuration delivers to (the configuration itself belongs to the
+	// distribution's account and is not created here; see infra/).
+	RealtimeStream string
 	StreamShards   int
 	StreamOnDemand bool
 
@@ -148,8 +152,13 @@ type Provisioner struct {
 // policies, notification), leaving the rest alone.
 func (p *Provisioner) Run(ctx context.Context, s Spec) (Report, error) {
 	p.rep = Report{}
-	if err := p.stream(ctx, s); err != nil {
-		return p.rep, err
+	for _, name := range []string{s.Stream, s.RealtimeStream} {
+		if name == "" {
+			continue
+		}
+		if err := p.stream(ctx, name, s); err != nil {
+			return p.rep, err
+		}
 	}
 	if err := p.bucket(ctx, s.CDNBucket); err != nil {
 		return p.rep, err
@@ -261,41 +270,41 @@ func (p *Provisioner) add(kind, name, id string, st Status) {
 	p.rep.Resources = append(p.rep.Resources, Resource{Kind: kind, Name: name, ID: id, Status: st})
 }
 
-func (p *Provisioner) stream(ctx context.Context, s Spec) error {
-	out, err := p.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &s.Stream})
+func (p *Provisioner) stream(ctx context.Context, name string, s Spec) error {
+	out, err := p.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &name})
 	var nf *kinesistypes.ResourceNotFoundException
 	switch {
 	case err == nil:
-		p.add("kinesis-stream", s.Stream, aws.ToString(out.StreamDescriptionSummary.StreamARN), Existed)
+		p.add("kinesis-stream", name, aws.ToString(out.StreamDescriptionSummary.StreamARN), Existed)
 		return nil
 	case !errors.As(err, &nf):
-		return fmt.Errorf("describe stream %s: %w", s.Stream, err)
+		return fmt.Errorf("describe stream %s: %w", name, err)
 	}
-	in := &kinesis.CreateStreamInput{StreamName: &s.Stream}
+	in := &kinesis.CreateStreamInput{StreamName: &name}
 	if s.StreamOnDemand {
 		in.StreamModeDetails = &kinesistypes.StreamModeDetails{StreamMode: kinesistypes.StreamModeOnDemand}
 	} else {
 		in.ShardCount = aws.Int32(int32(s.StreamShards))
 	}
 	if _, err := p.Kinesis.CreateStream(ctx, in); err != nil {
-		return fmt.Errorf("create stream %s: %w", s.Stream, err)
+		return fmt.Errorf("create stream %s: %w", name, err)
 	}
 	// Wait until ACTIVE so the caller can write to it at once.
 	for {
-		out, err = p.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &s.Stream})
+		out, err = p.Kinesis.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &name})
 		if err != nil {
-			return fmt.Errorf("describe stream %s: %w", s.Stream, err)
+			return fmt.Errorf("describe stream %s: %w", name, err)
 		}
 		if out.StreamDescriptionSummary.StreamStatus == kinesistypes.StreamStatusActive {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("wait for stream %s: %w", s.Stream, ctx.Err())
+			return fmt.Errorf("wait for stream %s: %w", name, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	p.add("kinesis-stream", s.Stream, aws.ToString(out.StreamDescriptionSummary.StreamARN), Created)
+	p.add("kinesis-stream", name, aws.ToString(out.StreamDescriptionSummary.StreamARN), Created)
 	return nil
 }
 

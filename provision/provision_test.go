@@ -23,6 +23,7 @@ import (
 func spec(prefix, via string, raw bool) provision.Spec {
 	return provision.Spec{
 		Stream:              prefix + "-player-events",
+		RealtimeStream:      prefix + "-cdn-realtime-logs",
 		StreamShards:        2,
 		CDNBucket:           prefix + "-cdn-logs",
 		CDNLogPrefix:        "cloudfront/",
@@ -55,6 +56,7 @@ func TestProvisionCreatesEverythingAndIsIdempotent(t *testing.T) {
 	}
 	for _, want := range []struct{ kind, name string }{
 		{"kinesis-stream", s.Stream},
+		{"kinesis-stream", s.RealtimeStream},
 		{"s3-bucket", s.CDNBucket},
 		{"s3-bucket", s.WarehouseBucket},
 		{"sqs-queue", s.DeadLetterQueue},

@@ -60,6 +60,8 @@ func appendPlayer(c *lake.Rows, r *PlayerRow) {
 func appendCDN(c *lake.Rows, r *CDNRow) {
 	c.NullableString("event_id", r.EventID)
 	c.Time("log_time", r.LogTime)
+	c.NullableString("log_source", r.LogSource)
+	c.OptInt32("sampling_rate", rate(r.SamplingRate))
 	c.NullableString("edge_location", r.EdgeLocation)
 	c.NullableString("pop", r.POP)
 	c.OptInt64("sc_bytes", r.SCBytes)
@@ -95,7 +97,65 @@ func appendCDN(c *lake.Rows, r *CDNRow) {
 	c.Bool("cache_hit", r.CacheHit)
 	c.Bool("error", r.Error)
 	appendClient(c, r.Client)
+	c.OptFloat64("origin_fbl_ms", r.OriginFBL)
+	c.OptFloat64("origin_lbl_ms", r.OriginLBL)
+	appendCMCD(c, &r.CMCD)
 	c.NullableString("object_key", r.ObjectKey)
-	c.OptInt64("line_number", &r.LineNumber)
+	c.OptInt64("line_number", lineNumber(r.LineNumber))
+	c.NullableString("shard_id", r.ShardID)
+	c.NullableString("sequence_number", r.SequenceNumber)
 	c.Time("ingest_time", r.IngestTime)
+}
+
+func appendCMCD(c *lake.Rows, m *CMCD) {
+	c.NullableString("cmcd_session_id", m.SessionID)
+	c.NullableString("cmcd_content_id", m.ContentID)
+	c.OptInt64("cmcd_encoded_bitrate_kbps", m.EncodedBitrate)
+	c.OptInt64("cmcd_buffer_length_ms", m.BufferLength)
+	c.OptBool("cmcd_buffer_starvation", m.BufferStarvation)
+	c.OptInt64("cmcd_object_duration_ms", m.ObjectDuration)
+	c.OptInt64("cmcd_deadline_ms", m.Deadline)
+	c.OptInt64("cmcd_measured_throughput_kbps", m.MeasuredThroughput)
+	c.NullableString("cmcd_next_object_request", m.NextObjectRequest)
+	c.NullableString("cmcd_next_range_request", m.NextRangeRequest)
+	c.NullableString("cmcd_object_type", m.ObjectType)
+	c.OptFloat64("cmcd_playback_rate", m.PlaybackRate)
+	c.OptInt64("cmcd_requested_max_throughput_kbps", m.RequestedMaxThroughput)
+	c.NullableString("cmcd_streaming_format", m.StreamFormat)
+	c.NullableString("cmcd_stream_type", m.StreamType)
+	c.OptBool("cmcd_startup", m.Startup)
+	c.OptInt64("cmcd_top_bitrate_kbps", m.TopBitrate)
+	c.OptInt32("cmcd_version", m.Version)
+}
+
+// appendSighting adds a request's record from the second log kind to
+// silver.cdn_sightings.
+func appendSighting(c *lake.Rows, r *CDNRow) {
+	c.String("edge_request_id", r.EdgeRequestID)
+	c.String("log_source", r.LogSource)
+	c.Time("log_time", r.LogTime)
+	c.String("event_id", r.EventID)
+	c.OptInt32("sampling_rate", rate(r.SamplingRate))
+	c.NullableString("object_key", r.ObjectKey)
+	c.OptInt64("line_number", lineNumber(r.LineNumber))
+	c.NullableString("shard_id", r.ShardID)
+	c.NullableString("sequence_number", r.SequenceNumber)
+	c.Time("ingest_time", r.IngestTime)
+}
+
+// rate is a sampling rate, or nil (null) for 0: not known.
+func rate(v int32) *int32 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+// lineNumber is a standard log's line number, or nil (null) for 0: a
+// real-time record has none.
+func lineNumber(v int64) *int64 {
+	if v == 0 {
+		return nil
+	}
+	return &v
 }

@@ -2,6 +2,7 @@ package silver_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +83,36 @@ func BenchmarkCDNTransform(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkRealtimeTransform measures the silver transform of CloudFront
+// real-time records with every documented field: the split, the fields
+// standard lines have typed as for them, the origin latencies and the
+// CMCD values.
+func BenchmarkRealtimeTransform(b *testing.B) {
+	t := transformer(b)
+	layout, err := cloudfront.NewRealtimeLayout(cloudfront.RealtimeFields)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := simulate.New(simulate.Config{Seed: 1, Start: time.Date(2026, 3, 2, 18, 0, 0, 0, time.UTC), Rate: 3000, Realtime: layout})
+	out := &lines{}
+	if _, err := simulate.Run(context.Background(), g, out, simulate.RunOptions{Duration: 20 * time.Second, Fast: true}); err != nil {
+		b.Fatal(err)
+	}
+	records := make([]string, len(out.realtime))
+	for i, r := range out.realtime {
+		records[i] = strings.TrimSuffix(string(r.Data), "\n")
+	}
+	var fields []string
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		for _, r := range records {
+			_, _, fields = t.RealtimeRecord(layout, r, time.Time{}, 100, fields)
+			n++
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "records/s")
 }

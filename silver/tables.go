@@ -87,14 +87,27 @@ var PlayerEventsTable = lake.TableDef{
 	},
 }
 
-// CDNLogsTable is silver.cdn_logs: one row per CloudFront request.
+// Log kinds of a CDN request row (log_source).
+const (
+	LogStandard = "standard" // a line of a standard log file (S3)
+	LogRealtime = "realtime" // a real-time log record (Kinesis)
+)
+
+// CDNLogsTable is silver.cdn_logs: one row per CloudFront request, from
+// standard log files and real-time log records alike. A request both log
+// kinds carry (the same x-edge-request-id) is one row, typed from the
+// record silver read first (the real-time one when both arrive in one
+// increment); the other kind's record of it is a row of
+// silver.cdn_sightings (see Stage).
 var CDNLogsTable = lake.TableDef{
 	Namespace: Namespace,
 	Name:      "cdn_logs",
-	Doc:       "CloudFront requests: typed, client IPs truncated, geo, ISP and user agent added, de-duplicated.",
+	Doc:       "CloudFront requests from standard and real-time logs, one row each: typed, client IPs truncated, geo, ISP and user agent added, de-duplicated.",
 	Columns: slices.Concat([]lake.Column{
-		{Name: "event_id", Type: str, Required: true, Doc: "stable id: SHA-256 of the log line"},
-		{Name: "log_time", Type: tstz, Required: true, Doc: "date and time of the request (UTC, second precision)"},
+		{Name: "event_id", Type: str, Required: true, Doc: "stable id: SHA-256 of the log line or real-time record"},
+		{Name: "log_time", Type: tstz, Required: true, Doc: "when the edge finished responding (UTC; second precision from standard logs, millisecond from real-time logs)"},
+		{Name: "log_source", Type: str, Doc: "the log kind the row was typed from: standard (a log file line) or realtime (a real-time record); the other kind's record of the same request is in silver.cdn_sightings"},
+		{Name: "sampling_rate", Type: i32, Doc: "percent of requests the row's log kind logs: 100 for standard logs, the real-time log configuration's sampling rate for real-time records"},
 		{Name: "edge_location", Type: str, Doc: "x-edge-location, e.g. FRA56-P3"},
 		{Name: "pop", Type: str, Doc: "the edge location's 3-letter airport code, e.g. FRA"},
 		{Name: "sc_bytes", Type: i64, Doc: "bytes served to the viewer"},
@@ -130,14 +143,70 @@ var CDNLogsTable = lake.TableDef{
 		{Name: "cache_hit", Type: bln, Doc: "edge result Hit or RefreshHit"},
 		{Name: "error", Type: bln, Doc: "edge result Error, or status 5xx or 000"},
 	}, enrichment, []lake.Column{
-		{Name: "object_key", Type: str, Doc: "lineage: the log object"},
-		{Name: "line_number", Type: i64, Doc: "lineage: line in the object"},
-		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when bronze read the object"},
+		{Name: "origin_fbl_ms", Type: f64, Doc: "real-time only: origin first-byte latency, ms (origin-fbl)"},
+		{Name: "origin_lbl_ms", Type: f64, Doc: "real-time only: origin last-byte latency, ms (origin-lbl)"},
+	}, cmcdColumns, []lake.Column{
+		{Name: "object_key", Type: str, Doc: "lineage: the log object (standard logs)"},
+		{Name: "line_number", Type: i64, Doc: "lineage: line in the object (standard logs)"},
+		{Name: "shard_id", Type: str, Doc: "lineage: Kinesis shard (real-time logs)"},
+		{Name: "sequence_number", Type: str, Doc: "lineage: Kinesis sequence number (real-time logs)"},
+		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when bronze read the object or record"},
 	}),
 	Partition: []lake.PartitionField{
 		{Column: "log_time", Transform: iceberg.DayTransform{}, Name: "log_day"},
 	},
 }
 
+// cmcdColumns are the player's Common Media Client Data (CTA-5004) as
+// CloudFront's real-time logs carry them, one per key, in the key's unit.
+// CTA-5004 booleans are sent only when true: in a record that carries any
+// CMCD value, an absent one reads false; without CMCD they are all null.
+var cmcdColumns = []lake.Column{
+	{Name: "cmcd_session_id", Type: str, Doc: "CMCD sid: the player's session id (GUID)"},
+	{Name: "cmcd_content_id", Type: str, Doc: "CMCD cid: the content being played"},
+	{Name: "cmcd_encoded_bitrate_kbps", Type: i64, Doc: "CMCD br: encoded bitrate of the requested object, kbps"},
+	{Name: "cmcd_buffer_length_ms", Type: i64, Doc: "CMCD bl: buffer length when the object was requested, ms"},
+	{Name: "cmcd_buffer_starvation", Type: bln, Doc: "CMCD bs: the buffer ran empty since the previous request (a stall)"},
+	{Name: "cmcd_object_duration_ms", Type: i64, Doc: "CMCD d: playback duration of the requested object, ms"},
+	{Name: "cmcd_deadline_ms", Type: i64, Doc: "CMCD dl: time until the buffer would run empty at the playback rate, ms"},
+	{Name: "cmcd_measured_throughput_kbps", Type: i64, Doc: "CMCD mtp: throughput the player measured, kbps"},
+	{Name: "cmcd_next_object_request", Type: str, Doc: "CMCD nor: relative path of the object the player will request next"},
+	{Name: "cmcd_next_range_request", Type: str, Doc: "CMCD nrr: byte range the player will request next"},
+	{Name: "cmcd_object_type", Type: str, Doc: "CMCD ot: m manifest, a audio, v video, av muxed, i init segment, c caption, tt timed text, k key, o other"},
+	{Name: "cmcd_playback_rate", Type: f64, Doc: "CMCD pr: 1 at real time, 0 when not playing"},
+	{Name: "cmcd_requested_max_throughput_kbps", Type: i64, Doc: "CMCD rtp: the throughput the player asks the CDN for, kbps"},
+	{Name: "cmcd_streaming_format", Type: str, Doc: "CMCD sf: d DASH, h HLS, s Smooth Streaming, o other"},
+	{Name: "cmcd_stream_type", Type: str, Doc: "CMCD st: v VOD, l live"},
+	{Name: "cmcd_startup", Type: bln, Doc: "CMCD su: the object is needed urgently for start-up, a seek or recovery from a stall"},
+	{Name: "cmcd_top_bitrate_kbps", Type: i64, Doc: "CMCD tb: highest bitrate the player may pick, kbps"},
+	{Name: "cmcd_version", Type: i32, Doc: "CMCD v: the CMCD version (absent: 1)"},
+}
+
+// CDNSightingsTable is silver.cdn_sightings: one row per further record of
+// a request silver.cdn_logs holds a row of, from the other log kind (the
+// same x-edge-request-id). The log kinds that saw a request are the row's
+// log_source and the log_source of its sightings. Both tables are
+// append-only; see Stage for how they stay exactly once.
+var CDNSightingsTable = lake.TableDef{
+	Namespace: Namespace,
+	Name:      "cdn_sightings",
+	Doc:       "Further records of CloudFront requests silver.cdn_logs holds, from the other log kind: which log kinds saw each request.",
+	Columns: []lake.Column{
+		{Name: "edge_request_id", Type: str, Required: true, Doc: "x-edge-request-id of the request: its row in silver.cdn_logs has the same"},
+		{Name: "log_source", Type: str, Required: true, Doc: "the log kind of this record: standard or realtime"},
+		{Name: "log_time", Type: tstz, Required: true, Doc: "when the edge finished responding, as this record says"},
+		{Name: "event_id", Type: str, Required: true, Doc: "stable id of this record: SHA-256 of the log line or real-time record"},
+		{Name: "sampling_rate", Type: i32, Doc: "percent of requests this record's log kind logs"},
+		{Name: "object_key", Type: str, Doc: "lineage: the log object (standard logs)"},
+		{Name: "line_number", Type: i64, Doc: "lineage: line in the object (standard logs)"},
+		{Name: "shard_id", Type: str, Doc: "lineage: Kinesis shard (real-time logs)"},
+		{Name: "sequence_number", Type: str, Doc: "lineage: Kinesis sequence number (real-time logs)"},
+		{Name: "ingest_time", Type: tstz, Required: true, Doc: "when bronze read the object or record"},
+	},
+	Partition: []lake.PartitionField{
+		{Column: "log_time", Transform: iceberg.DayTransform{}, Name: "log_day"},
+	},
+}
+
 // Tables are all silver tables.
-var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable}
+var Tables = []lake.TableDef{PlayerEventsTable, CDNLogsTable, CDNSightingsTable}

@@ -463,8 +463,12 @@ func limit(s string) string {
 
 // CDNRow is one row of silver.cdn_logs.
 type CDNRow struct {
-	EventID                                  string
-	LogTime                                  time.Time
+	EventID string
+	LogTime time.Time
+	// LogSource is LogStandard or LogRealtime; SamplingRate the percent
+	// of requests that log kind logs (0 is null).
+	LogSource                                string
+	SamplingRate                             int32
 	EdgeLocation, POP                        string
 	SCBytes, CSBytes                         *int64
 	Method, Host, URIStem, URIQuery, Referer string
@@ -481,9 +485,16 @@ type CDNRow struct {
 	ContentLength, RangeStart, RangeEnd                *int64
 	CacheHit, Error                                    bool
 	Client
-	ObjectKey  string
-	LineNumber int64
-	IngestTime time.Time
+	// OriginFBL and OriginLBL are the origin's first- and last-byte
+	// latencies, ms (real-time logs only).
+	OriginFBL, OriginLBL *float64
+	CMCD
+	// Lineage: the log object and line of a standard log, the shard and
+	// sequence number of a real-time record.
+	ObjectKey               string
+	LineNumber              int64
+	ShardID, SequenceNumber string
+	IngestTime              time.Time
 }
 
 // CDNLine types one bronze CloudFront line, given its #Fields header.
@@ -496,10 +507,16 @@ func (t *Transformer) CDNLine(h *cloudfront.Header, line string, logTime time.Ti
 		}
 		return fields[i]
 	}
+	r, probs := t.cdnRow(get)
+	r.EventID, r.LogTime, r.LogSource, r.SamplingRate = EventID([]byte(line)), logTime, LogStandard, 100
+	return r, probs, fields
+}
+
+// cdnRow types the fields a CloudFront request has in both log kinds,
+// read by their standard-log names.
+func (t *Transformer) cdnRow(get func(name string) string) (CDNRow, []Problem) {
 	var probs []Problem
 	r := CDNRow{
-		EventID:            EventID([]byte(line)),
-		LogTime:            logTime,
 		EdgeLocation:       get("x-edge-location"),
 		Method:             get("cs-method"),
 		Host:               get("cs(Host)"),
@@ -561,7 +578,7 @@ func (t *Transformer) CDNLine(h *cloudfront.Header, line string, logTime time.Ti
 	}
 	r.CacheHit = r.EdgeResult == "Hit" || r.EdgeResult == "RefreshHit"
 	r.Error = r.EdgeResult == "Error" || (r.Status != nil && (*r.Status >= 500 || *r.Status == 0))
-	return r, probs, fields
+	return r, probs
 }
 
 func intField(s string, lo, hi int64, field string, probs *[]Problem) *int64 {

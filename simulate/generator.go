@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qoslake/qoslake/ingest/cloudfront"
 )
 
 // Scenarios that can be switched on. Each picks its target at random from
@@ -63,6 +65,13 @@ type Config struct {
 	Distribution string
 	// LogPrefix is the key prefix of log files.
 	LogPrefix string
+	// Realtime, when set, is the field list of a CloudFront real-time log
+	// configuration: each segment request is also written as a real-time
+	// record with these fields, CMCD values included, at SamplingRate.
+	Realtime *cloudfront.RealtimeLayout
+	// SamplingRate is the percent of requests written as real-time
+	// records (1-100; 0 means 100).
+	SamplingRate int
 }
 
 // Event is one player event, as JSON.
@@ -80,6 +89,14 @@ type LogFile struct {
 	Lines int
 	// Due is the simulated time the file is delivered.
 	Due time.Time
+}
+
+// RealtimeRecord is one CloudFront real-time log record, as CloudFront
+// puts it on Kinesis: a line of tab-separated values.
+type RealtimeRecord struct {
+	PartitionKey string
+	Data         []byte
+	Time         time.Time
 }
 
 // Incident is a scenario that was on, and what it targeted.
@@ -108,6 +125,12 @@ type Generator struct {
 	lines     []logLine
 	periodEnd time.Time
 	held      []LogFile
+
+	// rt draws the real-time sampling and CMCD session ids from a source
+	// of its own, so the player events and standard logs of a seed are the
+	// same with real-time logs on or off.
+	rt       *rand.Rand
+	realtime []RealtimeRecord
 }
 
 type logLine struct {
@@ -135,6 +158,12 @@ type session struct {
 	lastStream           time.Time
 	segment              int
 	truth                *SessionTruth
+	// CMCD state: the player's session id, whether the buffer ran empty
+	// since the last request, and segments buffered since start or a
+	// stall.
+	cmcdSID  string
+	starved  bool
+	buffered int
 }
 
 // SessionTruth is what the simulation made happen in one session: the
@@ -171,6 +200,10 @@ type SessionTruth struct {
 	// viewer who leaves earlier sends nothing more.
 	Stopped bool `json:"stopped"`
 	Events  int  `json:"events"`
+	// CMCDSessionID is the CMCD sid the player sends with its segment
+	// requests (real-time logs carry it); Segments counts its requests.
+	CMCDSessionID string `json:"cmcd_session_id,omitempty"`
+	Segments      int    `json:"segments"`
 }
 
 // eventsPerSession is about how many events a session sends: a STREAM
@@ -195,8 +228,12 @@ func New(cfg Config) *Generator {
 	if cfg.Form == "" {
 		cfg.Form = FormSDK
 	}
+	if cfg.SamplingRate <= 0 || cfg.SamplingRate > 100 {
+		cfg.SamplingRate = 100
+	}
 	cfg.Start = cfg.Start.UTC().Truncate(time.Second)
-	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), now: cfg.Start}
+	g := &Generator{cfg: cfg, rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x9e3779b97f4a7c15)), now: cfg.Start,
+		rt: rand.New(rand.NewPCG(uint64(cfg.Seed), 0x5851f42d4c957f2d))}
 	g.periodEnd = cfg.Start.Add(cfg.LogEvery)
 	return g
 }
@@ -305,6 +342,10 @@ type EdgeTruth struct {
 	// log writes them (seconds with three decimals), in ms.
 	TimeTakenMS float64 `json:"time_taken_ms"`
 	TTFBMS      float64 `json:"ttfb_ms"`
+	// Realtime counts the requests also written as real-time records
+	// (sampled), RealtimeTimeTakenMS their time-taken sum, ms.
+	Realtime            int64   `json:"realtime_records"`
+	RealtimeTimeTakenMS float64 `json:"realtime_time_taken_ms"`
 }
 
 func (e *EdgeTruth) add(result, status string, bytes int, latency, ttfb float64) {
@@ -440,6 +481,10 @@ func (g *Generator) newSession() *session {
 	}
 	s.watchUntil = s.firstFrame.Add(watch)
 	s.truth = &SessionTruth{UserID: s.user, VideoID: s.video.ID, Start: s.start}
+	if g.cfg.Realtime != nil {
+		s.cmcdSID = uuid(g.rt)
+		s.truth.CMCDSessionID = s.cmcdSID
+	}
 	g.truths = append(g.truths, s.truth)
 	return s
 }
@@ -511,6 +556,7 @@ func (g *Generator) advance(s *session, events []Event) []Event {
 	if g.rng.Float64() < rebuffer {
 		stall := int64(400 + g.rng.IntN(3600))
 		events = append(events, g.buffer(s, "ScreenFreezedBuffer", t, stall))
+		s.starved, s.buffered = true, 0
 		tr.StallCount++
 		tr.StallMS += stall
 		if s.rung > 0 {
@@ -689,14 +735,25 @@ func (g *Generator) segment(s *session, t time.Time) {
 	if s.video.Playlist == "live" {
 		stem = fmt.Sprintf("/live/%s/%s/seg_%05d.ts", s.video.ID, r.Path, s.segment)
 	}
+	csBytes, port := 280+g.rng.IntN(120), 40000+g.rng.IntN(25000)
 	fields := []string{
 		t.Format("2006-01-02"), t.Format("15:04:05"), s.edge, fmt.Sprint(size + 512), s.ip.String(), "GET",
 		"d1qoslakedemo.cloudfront.net", stem, status, "-", encodeUA(s.client.UserAgent), "-", "-", result,
-		s.trackingID, "video.example.com", "https", fmt.Sprint(280 + g.rng.IntN(120)), fmt.Sprintf("%.3f", latency), "-",
-		"TLSv1.3", "TLS_AES_128_GCM_SHA256", result, "HTTP/2.0", "-", "-", fmt.Sprint(40000 + g.rng.IntN(25000)),
+		s.trackingID, "video.example.com", "https", fmt.Sprint(csBytes), fmt.Sprintf("%.3f", latency), "-",
+		"TLSv1.3", "TLS_AES_128_GCM_SHA256", result, "HTTP/2.0", "-", "-", fmt.Sprint(port),
 		fmt.Sprintf("%.3f", ttfb), result, "video/MP2T", fmt.Sprint(size), "-", "-",
 	}
 	g.lines = append(g.lines, logLine{t: t, text: strings.Join(fields, "\t")})
+	s.truth.Segments++
+	if g.cfg.Realtime != nil && g.rt.IntN(100) < g.cfg.SamplingRate {
+		g.realtimeRecord(s, t, realtimeValues{stem: stem, status: status, result: result, size: size,
+			csBytes: csBytes, port: port, latency: latency, ttfb: ttfb})
+		et := g.edgeTruth(s.edge)
+		et.Realtime++
+		et.RealtimeTimeTakenMS += logged(latency)
+	}
+	s.starved = false
+	s.buffered++
 }
 
 // Fields is the #Fields header of the simulated logs: all 33 fields of
@@ -758,8 +815,10 @@ func (g *Generator) cut() (LogFile, bool) {
 	return LogFile{Key: key, Body: buf.Bytes(), Lines: len(in), Due: g.periodEnd}, true
 }
 
-func (g *Generator) uuid() string {
-	a, b := g.rng.Uint64(), g.rng.Uint64()
+func (g *Generator) uuid() string { return uuid(g.rng) }
+
+func uuid(rng *rand.Rand) string {
+	a, b := rng.Uint64(), rng.Uint64()
 	return fmt.Sprintf("%08x-%04x-%04x-%04x-%012x", a>>32, (a>>16)&0xffff, a&0xffff, b>>48, b&0xffffffffffff)
 }
 

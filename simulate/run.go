@@ -24,6 +24,7 @@ import (
 type Output interface {
 	PutEvents(ctx context.Context, events []Event) (records int, err error)
 	PutLog(ctx context.Context, f LogFile) error
+	PutRealtime(ctx context.Context, records []RealtimeRecord) error
 }
 
 // Step switches scenario At an offset from the start.
@@ -80,7 +81,13 @@ type Summary struct {
 	KinesisRecords int            `json:"kinesis_records"`
 	LogLines       int            `json:"log_lines"`
 	LogFiles       int            `json:"log_files"`
-	Incidents      []Incident     `json:"incidents"`
+	// RealtimeRecords are the CloudFront real-time log records written
+	// (the requests sampled at RealtimeSamplingRate percent), each to its
+	// own Kinesis record; RealtimeFields is how many fields each has.
+	RealtimeRecords      int        `json:"realtime_records"`
+	RealtimeSamplingRate int        `json:"realtime_sampling_rate,omitempty"`
+	RealtimeFields       int        `json:"realtime_fields,omitempty"`
+	Incidents            []Incident `json:"incidents"`
 	// Totals sums the sessions; SessionTruths has each, in order of start.
 	Totals        Totals         `json:"totals"`
 	SessionTruths []SessionTruth `json:"session_truths"`
@@ -142,10 +149,19 @@ func b2i(b bool) int {
 // events and log files to out.
 func Run(ctx context.Context, g *Generator, out Output, opts RunOptions) (Summary, error) {
 	sum := Summary{Seed: g.cfg.Seed, Form: g.cfg.Form, Start: g.Now(), Events: map[string]int{}}
+	if g.cfg.Realtime != nil {
+		sum.RealtimeSamplingRate, sum.RealtimeFields = g.cfg.SamplingRate, len(g.cfg.Realtime.Names)
+	}
 	wallStart := time.Now()
 	ticks := int(opts.Duration / time.Second)
 	step := 0
 	emit := func(events []Event, logs []LogFile) error {
+		if rt := g.Realtime(); len(rt) > 0 {
+			if err := out.PutRealtime(ctx, rt); err != nil {
+				return err
+			}
+			sum.RealtimeRecords += len(rt)
+		}
 		if len(events) > 0 {
 			n, err := out.PutEvents(ctx, events)
 			if err != nil {
@@ -221,12 +237,14 @@ type S3API interface {
 }
 
 // AWSOutput writes events to Kinesis with PutRecords (retrying records
-// that fail in a partial failure) and log files to S3.
+// that fail in a partial failure), log files to S3, and real-time log
+// records to their own stream.
 type AWSOutput struct {
-	Kinesis KinesisAPI
-	S3      S3API
-	Stream  string
-	Bucket  string
+	Kinesis        KinesisAPI
+	S3             S3API
+	Stream         string
+	RealtimeStream string
+	Bucket         string
 	// Aggregate packs events KPL-style, this many per Kinesis record (0 or 1:
 	// one event per record).
 	Aggregate int
@@ -249,25 +267,39 @@ func (o *AWSOutput) PutEvents(ctx context.Context, events []Event) (int, error) 
 			entries = append(entries, kinesistypes.PutRecordsRequestEntry{Data: e.JSON, PartitionKey: aws.String(e.PartitionKey)})
 		}
 	}
-	n := len(entries)
+	return len(entries), o.put(ctx, o.Stream, entries)
+}
+
+// PutRealtime writes real-time log records, one Kinesis record each, as
+// CloudFront does.
+func (o *AWSOutput) PutRealtime(ctx context.Context, records []RealtimeRecord) error {
+	entries := make([]kinesistypes.PutRecordsRequestEntry, len(records))
+	for i, r := range records {
+		entries[i] = kinesistypes.PutRecordsRequestEntry{Data: r.Data, PartitionKey: aws.String(r.PartitionKey)}
+	}
+	return o.put(ctx, o.RealtimeStream, entries)
+}
+
+// put writes entries to a stream in PutRecords calls of at most 500.
+func (o *AWSOutput) put(ctx context.Context, stream string, entries []kinesistypes.PutRecordsRequestEntry) error {
 	for len(entries) > 0 {
 		chunk := entries[:min(500, len(entries))]
 		entries = entries[len(chunk):]
-		if err := o.putRecords(ctx, chunk); err != nil {
-			return 0, err
+		if err := o.putRecords(ctx, stream, chunk); err != nil {
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // putRecords retries the entries a partial failure rejected (throttling),
 // with capped backoff.
-func (o *AWSOutput) putRecords(ctx context.Context, entries []kinesistypes.PutRecordsRequestEntry) error {
+func (o *AWSOutput) putRecords(ctx context.Context, stream string, entries []kinesistypes.PutRecordsRequestEntry) error {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		out, err := o.Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &o.Stream, Records: entries})
+		out, err := o.Kinesis.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries})
 		if err != nil {
-			return fmt.Errorf("put records to %s: %w", o.Stream, err)
+			return fmt.Errorf("put records to %s: %w", stream, err)
 		}
 		if aws.ToInt32(out.FailedRecordCount) == 0 {
 			return nil

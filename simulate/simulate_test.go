@@ -17,8 +17,14 @@ import (
 )
 
 type memOutput struct {
-	events []simulate.Event
-	logs   []simulate.LogFile
+	events   []simulate.Event
+	logs     []simulate.LogFile
+	realtime []simulate.RealtimeRecord
+}
+
+func (m *memOutput) PutRealtime(_ context.Context, r []simulate.RealtimeRecord) error {
+	m.realtime = append(m.realtime, r...)
+	return nil
 }
 
 func (m *memOutput) PutEvents(_ context.Context, ev []simulate.Event) (int, error) {

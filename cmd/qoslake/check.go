@@ -34,24 +34,26 @@ func checkCommand() *command {
 		name:    "check",
 		args:    "FILE",
 		summary: "run a local file through parsing and the silver transform, no AWS needed",
-		help: `Reads player events (JSON lines, or one JSON array per line) or a CloudFront
-standard log (plain or gzip), runs them through the bronze checks and the
-silver transform, and prints the silver rows as JSON lines on standard
-output, rejects with their reasons on standard error, and a one-line
-summary. The kind is detected, or given with --type player|cdn.
+		help: `Reads player events (JSON lines, or one JSON array per line), a CloudFront
+standard log (plain or gzip) or CloudFront real-time log records (one per
+line, read by --realtime-log-fields), runs them through the bronze checks
+and the silver transform, and prints the silver rows as JSON lines on
+standard output, rejects with their reasons on standard error, and a
+one-line summary. The kind is detected, or given with
+--type player|cdn|realtime.
 
 Exit status: 0 when every input was accepted, 1 when some were rejected,
 2 on a usage or configuration error.`,
-		groups: []config.Group{config.Core, config.Silver},
+		groups: []config.Group{config.Core, config.Realtime, config.Silver},
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&kind, "type", "auto", "auto, player or cdn")
+			fs.StringVar(&kind, "type", "auto", "auto, player, cdn or realtime")
 		},
 		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
 			if fs.NArg() != 1 {
 				return fmt.Errorf("%w: check takes one file", errUsage)
 			}
-			if kind != "auto" && kind != "player" && kind != "cdn" {
-				return fmt.Errorf("%w: --type %q is not auto, player or cdn", errUsage, kind)
+			if kind != "auto" && kind != "player" && kind != "cdn" && kind != "realtime" {
+				return fmt.Errorf("%w: --type %q is not auto, player, cdn or realtime", errUsage, kind)
 			}
 			t, _, err := m.Transformer(ctx)
 			if err != nil {
@@ -70,9 +72,12 @@ Exit status: 0 when every input was accepted, 1 when some were rejected,
 				kind = detect(in)
 			}
 			c := &checker{t: t, out: json.NewEncoder(m.Stdout), errs: m.Stderr, name: filepath.Base(fs.Arg(0))}
-			if kind == "cdn" {
+			switch kind {
+			case "realtime":
+				err = c.realtime(in, m)
+			case "cdn":
 				err = c.cdn(in)
-			} else {
+			default:
 				err = c.player(in)
 			}
 			if err != nil {
@@ -99,11 +104,17 @@ func decompress(f io.Reader) (*bufio.Reader, error) {
 	return br, nil
 }
 
-// detect says cdn for "#Version"/"#Fields" headers, player otherwise.
+// detect says cdn for "#Version"/"#Fields" headers, realtime for a first
+// value of epoch seconds before a tab, player otherwise.
 func detect(br *bufio.Reader) string {
-	head, _ := br.Peek(16)
+	head, _ := br.Peek(64)
 	if bytes.HasPrefix(head, []byte("#Version")) || bytes.HasPrefix(head, []byte("#Fields")) {
 		return "cdn"
+	}
+	if first, _, ok := bytes.Cut(head, []byte("\t")); ok {
+		if _, err := cloudfront.EpochTime(string(first)); err == nil {
+			return "realtime"
+		}
 	}
 	return "player"
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -10,19 +9,20 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/qoslake/qoslake/bronze"
-	"github.com/qoslake/qoslake/ingest/kinesis"
 	"github.com/qoslake/qoslake/ingest/playerevent"
 	"github.com/qoslake/qoslake/ingest/s3sqs"
 	"github.com/qoslake/qoslake/lake"
 )
 
-// Ingest runs both intakes to bronze: Kinesis player events and CDN logs
-// through S3 events on SQS. With once, each reads what is available now
-// and returns.
+// Ingest runs the intakes to bronze: Kinesis player events, CDN logs
+// through S3 events on SQS, and CloudFront real-time logs on Kinesis. With
+// once, each reads what is available now and returns.
 func (m *Main) Ingest(ctx context.Context, tables map[string]*lake.Table, once bool) error {
 	intakes := map[string]func(context.Context) error{
 		"kinesis": func(ctx context.Context) error { return m.ingestKinesis(ctx, tables, once) },
 		"cdn":     func(ctx context.Context) error { return m.ingestCDN(ctx, tables, once) },
+		// CloudFront real-time logs: realtime.go.
+		"realtime": func(ctx context.Context) error { return m.ingestRealtime(ctx, tables, once) },
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for name, run := range intakes {
@@ -73,39 +73,16 @@ func (m *Main) batching() bronze.Batching {
 	return bronze.Batching{MaxRows: m.Config.BatchMaxRows, MaxBytes: m.Config.BatchMaxBytes, MaxAge: m.Config.BatchMaxAge}
 }
 
-// ingestKinesis reads the stream into bronze.player_events. When another
-// writer moved a shard's checkpoint (the batch was refused), it starts over
-// from the committed positions.
+// ingestKinesis reads the stream into bronze.player_events (readStream,
+// in realtime.go, serves both Kinesis intakes).
 func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table, once bool) error {
-	a, err := m.AWS(ctx)
+	consumer, err := m.streamConsumer(ctx, m.Config.Stream, bronze.PlayerEventsTable.FullName(), bronze.EndedShards)
 	if err != nil {
 		return err
 	}
-	start, _ := m.Config.StartAt() // validated when the configuration was resolved
-	consumer := &kinesis.Consumer{
-		API:      a.Kinesis,
-		Stream:   m.Config.Stream,
-		Start:    kinesis.StartAt{Kind: start.Kind, Timestamp: start.Time},
-		Logger:   m.Logger.With("stage", "kinesis"),
-		Observer: m.Metrics.Ingest,
-	}
-	if index, count, _ := m.Config.Worker(); count > 1 { // validated at start
-		consumer.Owns = kinesis.Worker(index, count)
-		l, err := m.Lake(ctx)
-		if err != nil {
-			return err
-		}
-		consumer.Ended = func(ctx context.Context) (map[string]bool, error) {
-			// A handle of its own: the sink's is busy committing.
-			events, err := l.Load(ctx, bronze.PlayerEventsTable.FullName())
-			if err != nil {
-				return nil, err
-			}
-			return bronze.EndedShards(events)
-		}
-	}
-	for {
-		sink := &bronze.PlayerEvents{
+	consumer.Logger, consumer.Observer = m.Logger.With("stage", "kinesis"), m.Metrics.Ingest
+	return m.readStream(ctx, consumer, func() shardSink {
+		return &bronze.PlayerEvents{
 			Events:   tables[bronze.PlayerEventsTable.FullName()],
 			Rejects:  tables[bronze.RejectsTable.FullName()],
 			Stream:   m.Config.Stream,
@@ -114,25 +91,7 @@ func (m *Main) ingestKinesis(ctx context.Context, tables map[string]*lake.Table,
 			Logger:   m.Logger.With("stage", "bronze.player_events"),
 			Observer: m.Metrics.Ingest,
 		}
-		positions, err := sink.Positions(ctx)
-		if err != nil {
-			return err
-		}
-		// A small buffer: backpressure reaches GetRecords when commits lag.
-		batches := make(chan kinesis.Batch, 8)
-		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error {
-			defer close(batches)
-			return consumer.Run(gctx, positions, batches, once)
-		})
-		g.Go(func() error { return sink.Run(gctx, batches) })
-		err = g.Wait()
-		if errors.Is(err, lake.ErrCheckpointMoved) && ctx.Err() == nil {
-			m.Logger.Warn("another writer advanced a shard; resuming from the committed positions", "error", err)
-			continue
-		}
-		return err
-	}
+	}, once)
 }
 
 func (m *Main) ingestCDN(ctx context.Context, tables map[string]*lake.Table, once bool) error {

@@ -144,7 +144,7 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 		}
 		names = append(names, d.Name)
 	}
-	if strings.Join(names, ",") != "bronze.cdn_logs,bronze.player_events,bronze.rejects,gold.alerts,gold.cdn_minute,gold.player_minute,gold.session_minute,gold.sessions,silver.cdn_logs,silver.player_events" {
+	if strings.Join(names, ",") != "bronze.cdn_logs,bronze.cdn_realtime,bronze.player_events,bronze.rejects,gold.alerts,gold.cdn_minute,gold.player_minute,gold.session_minute,gold.sessions,silver.cdn_logs,silver.cdn_sightings,silver.player_events" {
 		t.Errorf("tables = %v", names)
 	}
 	code, _, errOut = run(t, env, "scan", "bronze.player_events", "--where", "event_type=play", "--since", "1h", "--format", "csv")

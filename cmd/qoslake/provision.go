@@ -20,7 +20,8 @@ func provisionCommand() *command {
 	return &command{
 		name:    "provision",
 		summary: "create the AWS resources and tables the pipeline uses (idempotent)",
-		help: `Creates what is missing on the configured AWS endpoint: the Kinesis stream,
+		help: `Creates what is missing on the configured AWS endpoint: the Kinesis streams
+(player events, CloudFront real-time logs),
 the CDN log bucket and its event notification (through an SNS topic or
 directly to the queue), the queue with its dead-letter queue, the alerts
 and updates topics with their subscriptions, the warehouse bucket when the
@@ -43,6 +44,7 @@ nothing and reports what already existed.`,
 			p := &provision.Provisioner{Kinesis: a.Kinesis, S3: a.S3, SQS: a.SQS, SNS: a.SNS, Region: a.Config.Region}
 			rep, err := p.Run(ctx, provision.Spec{
 				Stream:              c.Stream,
+				RealtimeStream:      c.RealtimeStream,
 				StreamShards:        c.StreamShards,
 				StreamOnDemand:      c.StreamOnDemand,
 				CDNBucket:           c.CDNBucket,

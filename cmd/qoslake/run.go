@@ -24,17 +24,18 @@ func runCommand() *command {
 commits what is in flight and exits. With --once, processes what is
 available at start, commits and exits 0.
 
-Stages in this version: Kinesis player events and CDN logs (S3 events on
-SQS) into the bronze tables, exactly once; bronze to silver (typed,
-anonymised, enriched, de-duplicated); silver to the gold tables (one-minute
-aggregates, late data corrected); then the alert rules on every window
+Stages in this version: Kinesis player events, CDN logs (S3 events on
+SQS) and CloudFront real-time logs (Kinesis) into the bronze tables,
+exactly once; bronze to silver (typed, anonymised, enriched,
+de-duplicated); silver to the gold tables (one-minute aggregates,
+sessions, late data corrected); then the alert rules on every window
 gold's sources have closed (--alert-grace-*), publishing state changes to
-the alerts topic; all every --silver-every. Table maintenance every
---maintain-every.
+the alerts topic, and the updates topic; all every --silver-every. Table
+maintenance every --maintain-every.
 
 Health and metrics are served on --http-addr: /healthz (alive), /readyz
 (tables ready, stages started) and /metrics (Prometheus).`,
-		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Silver, config.Alerts},
+		groups: []config.Group{config.Core, config.Tables, config.Resources, config.Serve, config.Maintain, config.Ingest, config.Realtime, config.Silver, config.Alerts},
 		flags: func(fs *flag.FlagSet) {
 			fs.BoolVar(&once, "once", false, "process what is available now, then exit")
 		},

@@ -67,6 +67,7 @@ func (m *Main) SilverStages(tables map[string]*lake.Table, t *silver.Transformer
 		{
 			Kind: silver.CDN, Transformer: t, Lateness: m.Config.CDNLateness, MaxClockSkew: m.Config.ClockSkew, MaxDedupIDs: m.Config.DedupMaxIDs,
 			Bronze: tables[bronze.CDNLogsTable.FullName()], Silver: tables[silver.CDNLogsTable.FullName()],
+			Realtime: tables[bronze.CDNRealtimeTable.FullName()], Sightings: tables[silver.CDNSightingsTable.FullName()],
 			Logger: m.Logger.With("stage", "silver.cdn_logs"), Observer: m.Metrics.Silver,
 		},
 	}

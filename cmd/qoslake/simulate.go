@@ -28,6 +28,7 @@ func simulateCommand() *command {
 		interactive bool
 		logEvery    time.Duration
 		form        string
+		realtime    bool
 	)
 	return &command{
 		name:    "simulate",
@@ -43,6 +44,11 @@ Databricks notebooks hold them with --payload-form lowercase. The segment
 requests that served them are written as CloudFront standard log files
 (gzip, real naming, all 33 fields) to the CDN bucket every --log-every,
 with x-edge-request-id (mixed case) equal to the player's cdn_tracking_id.
+Each request is also written, at --realtime-sampling-rate percent, as a
+CloudFront real-time log record with --realtime-log-fields to the real-time
+log stream as it happens, with the CMCD values the session's player sends
+(session id, content, bitrate, buffer length, starvation after a stall,
+start-up, throughput); --realtime-logs=false leaves them out.
 
 Scenarios: normal, edge-latency (one edge location's latency rises),
 app-errors (one app/device type's playback errors rise), isp-buffering (one
@@ -54,7 +60,7 @@ or type scenario names on standard input with --interactive.
 The same --seed and --start give the same output. --summary FILE writes a
 JSON account of what was produced, with the true start time, stalls, watch
 time, bitrate switches and failures of every session and their totals.`,
-		groups: []config.Group{config.Core, config.Resources},
+		groups: []config.Group{config.Core, config.Resources, config.Realtime},
 		flags: func(fs *flag.FlagSet) {
 			fs.Float64Var(&rate, "rate", 50, "player events per second, once sessions have built up")
 			fs.DurationVar(&duration, "duration", time.Minute, "how long to simulate")
@@ -68,6 +74,7 @@ time, bitrate switches and failures of every session and their totals.`,
 			fs.BoolVar(&interactive, "interactive", false, "read scenario names from standard input while running")
 			fs.DurationVar(&logEvery, "log-every", 5*time.Second, "simulated time covered by one CDN log file")
 			fs.StringVar(&form, "payload-form", simulate.FormSDK, "player event form: sdk (the reference SDK's) or lowercase (the Databricks notebooks')")
+			fs.BoolVar(&realtime, "realtime-logs", true, "also write CloudFront real-time log records (at --realtime-sampling-rate, with --realtime-log-fields)")
 		},
 		run: func(ctx context.Context, m *Main, fs *flag.FlagSet) error {
 			if fs.NArg() > 0 {
@@ -95,7 +102,14 @@ time, bitrate switches and failures of every session and their totals.`,
 			if err != nil {
 				return err
 			}
-			g := simulate.New(simulate.Config{Seed: seed, Form: form, Start: start, Rate: rate, LogEvery: logEvery, LogPrefix: m.Config.CDNLogPrefix})
+			cfg := simulate.Config{Seed: seed, Form: form, Start: start, Rate: rate, LogEvery: logEvery, LogPrefix: m.Config.CDNLogPrefix}
+			if realtime {
+				if cfg.Realtime, err = m.Config.RealtimeLayout(); err != nil {
+					return err // validated when the configuration was resolved
+				}
+				cfg.SamplingRate = m.Config.RealtimeSamplingRate
+			}
+			g := simulate.New(cfg)
 			opts := simulate.RunOptions{Duration: duration, Schedule: steps, Fast: fast}
 			if interactive {
 				ch := make(chan string, 1)
@@ -107,7 +121,7 @@ time, bitrate switches and failures of every session and their totals.`,
 				}()
 				opts.Control = ch
 			}
-			out := &simulate.AWSOutput{Kinesis: a.Kinesis, S3: a.S3, Stream: m.Config.Stream, Bucket: m.Config.CDNBucket, Aggregate: aggregate}
+			out := &simulate.AWSOutput{Kinesis: a.Kinesis, S3: a.S3, Stream: m.Config.Stream, RealtimeStream: m.Config.RealtimeStream, Bucket: m.Config.CDNBucket, Aggregate: aggregate}
 			m.Logger.Info("simulating", "form", form, "rate", rate, "duration", duration, "seed", seed, "stream", m.Config.Stream, "bucket", m.Config.CDNBucket)
 			sum, err := simulate.Run(ctx, g, out, opts)
 			if err != nil {
@@ -119,8 +133,8 @@ time, bitrate switches and failures of every session and their totals.`,
 					return err
 				}
 			}
-			fmt.Fprintf(m.Stdout, "simulated %d sessions: %d player events in %d Kinesis records, %d CDN log lines in %d files\n",
-				sum.Sessions, sum.EventsTotal, sum.KinesisRecords, sum.LogLines, sum.LogFiles)
+			fmt.Fprintf(m.Stdout, "simulated %d sessions: %d player events in %d Kinesis records, %d CDN log lines in %d files, %d real-time log records\n",
+				sum.Sessions, sum.EventsTotal, sum.KinesisRecords, sum.LogLines, sum.LogFiles, sum.RealtimeRecords)
 			return nil
 		},
 	}

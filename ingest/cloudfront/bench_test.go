@@ -50,6 +50,7 @@ func BenchmarkParseLines(b *testing.B) {
 type logs struct{ buf bytes.Buffer }
 
 func (l *logs) PutEvents(_ context.Context, ev []simulate.Event) (int, error) { return len(ev), nil }
+func (l *logs) PutRealtime(context.Context, []simulate.RealtimeRecord) error  { return nil }
 func (l *logs) PutLog(_ context.Context, f simulate.LogFile) error {
 	zr, err := gzip.NewReader(bytes.NewReader(f.Body))
 	if err != nil {

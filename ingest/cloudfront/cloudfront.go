@@ -22,6 +22,9 @@
 //     HTTP requests) are rejected line by line, and CloudFront real-time
 //     log records (a different product, read from Kinesis) are not a
 //     standard log at all.
+//
+// Real-time log records have a reader of their own (RealtimeLayout): no
+// header, the configuration's field list names their values.
 package cloudfront
 
 import (

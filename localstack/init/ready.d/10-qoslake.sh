@@ -17,6 +17,7 @@ visibility=${QOSLAKE_QUEUE_VISIBILITY_SECONDS:-300}
 alert_emails=${QOSLAKE_ALERT_EMAILS:-}
 
 stream=$prefix-player-events
+realtime_stream=$prefix-cdn-realtime-logs
 bucket=$prefix-cdn-logs
 queue=$prefix-cdn-log-events
 dlq=$queue-dlq
@@ -29,18 +30,20 @@ updates_queue=$prefix-updates-example
 a() { $aws_ ${AWS_ENDPOINT_URL:+--endpoint-url "$AWS_ENDPOINT_URL"} "$@"; }
 say() { echo "qoslake init: $*"; }
 
-# Kinesis stream
-if a kinesis describe-stream-summary --stream-name "$stream" >/dev/null 2>&1; then
-	say "exists  kinesis-stream $stream"
-else
-	a kinesis create-stream --stream-name "$stream" --shard-count "$shards"
+# Kinesis streams: player events, CloudFront real-time logs
+for s in "$stream" "$realtime_stream"; do
+	if a kinesis describe-stream-summary --stream-name "$s" >/dev/null 2>&1; then
+		say "exists  kinesis-stream $s"
+		continue
+	fi
+	a kinesis create-stream --stream-name "$s" --shard-count "$shards"
 	for _ in $(seq 1 60); do
-		status=$(a kinesis describe-stream-summary --stream-name "$stream" --query StreamDescriptionSummary.StreamStatus --output text)
+		status=$(a kinesis describe-stream-summary --stream-name "$s" --query StreamDescriptionSummary.StreamStatus --output text)
 		[ "$status" = ACTIVE ] && break
 		sleep 0.5
 	done
-	say "created kinesis-stream $stream"
-fi
+	say "created kinesis-stream $s"
+done
 
 # CDN log bucket
 if a s3api head-bucket --bucket "$bucket" >/dev/null 2>&1; then
