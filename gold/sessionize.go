@@ -74,14 +74,18 @@ func (g groupKey) byID() bool { return g.sessionID != "" }
 // same instant (a stall and the error it ended in, reported together).
 func eventRank(typ string) int {
 	switch typ {
-	case "play":
+	case "pause":
+		// A PAUSE and the PLAY that resumes it in one millisecond: the
+		// pause came first.
 		return 0
-	case "firstframe":
+	case "play":
 		return 1
+	case "firstframe":
+		return 2
 	case "error", "stop":
-		return 3
+		return 4
 	}
-	return 2
+	return 3
 }
 
 // compareEvents is the order sessions are cut in: event time, then
@@ -104,19 +108,25 @@ func cutSessions(g groupKey, evs []*playerEvent, timeout int64) []int {
 	if g.byID() {
 		return starts
 	}
-	hadPlay, ended := false, false
+	hadPlay, ended, paused := false, false, false
 	for i, e := range evs {
-		// A PLAY right after a PAUSE resumes the session (players send
-		// PLAY on the video element's play event, resume included); only
-		// a PLAY after another PLAY, a STOP or an ERROR begins a new one.
-		resume := i > 0 && evs[i-1].typ == "pause" && !ended
+		// A PLAY while paused resumes the session (players send PLAY on
+		// the video element's play event, resume included), whatever came
+		// between (a seek while paused); only a PLAY after another PLAY,
+		// a STOP or an ERROR begins a new one.
+		if i > 0 && e.id == evs[i-1].id {
+			continue // a late duplicate (see summarise)
+		}
+		resume := paused && !ended
 		if i > 0 && (e.t-evs[i-1].t > timeout || (e.typ == "play" && !resume && (hadPlay || ended))) {
 			starts = append(starts, i)
-			hadPlay, ended = false, false
+			hadPlay, ended, paused = false, false, false
 		}
 		switch e.typ {
 		case "play":
-			hadPlay = true
+			hadPlay, paused = true, false
+		case "pause":
+			paused = true
 		case "error", "stop":
 			ended = true
 		}
@@ -203,7 +213,13 @@ func summarise(g groupKey, evs []*playerEvent, cut string, watermark, timeout in
 		}
 		rate = bps
 	}
-	for _, e := range evs {
+	for i, e := range evs {
+		// A duplicate later than silver's lateness window reached silver
+		// twice; sorted by id within an instant, it sits next to its twin.
+		if i > 0 && e.id == evs[i-1].id {
+			s.events--
+			continue
+		}
 		s.user = firstNonEmpty(s.user, e.user)
 		s.video = firstNonEmpty(s.video, e.video)
 		s.conn = firstNonEmpty(s.conn, e.conn)
@@ -233,9 +249,12 @@ func summarise(g groupKey, evs []*playerEvent, cut string, watermark, timeout in
 			s.startTimeMs, s.hasStartTime = e.ttff, e.hasTTFF
 			rateFrom = e.t
 		case "error":
+			// A start failure needs an attempt: a session cut from its
+			// PLAY by silence (a player quiet through a long stall) was
+			// playing, and its error is a playback failure.
 			s.ended, s.errored, s.endReason = true, true, EndError
-			s.playbackFailure = s.started
-			s.startFailure = !s.started
+			s.startFailure = s.attempt && !s.started
+			s.playbackFailure = !s.startFailure
 		case "stop":
 			s.ended, s.endReason = true, EndStop
 		case "buffer":

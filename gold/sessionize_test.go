@@ -126,6 +126,31 @@ func TestSessionDefinition(t *testing.T) {
 		}, open, []want{
 			{reason: EndStop, attempt: true, started: true, startMs: 1000, watch: 49, events: 5},
 		}},
+		{"a seek while paused, then play: still one session", []silver.PlayerRow{
+			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "pause", 10),
+			ev("u", "v", "seek", 20), ev("u", "v", "play", 30), ev("u", "v", "stop", 50),
+		}, open, []want{
+			{reason: EndStop, attempt: true, started: true, startMs: 1000, watch: 49, events: 6},
+		}},
+		{"pause and play in one millisecond: the pause came first", []silver.PlayerRow{
+			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "play", 10),
+			ev("u", "v", "pause", 10), ev("u", "v", "stop", 50),
+		}, open, []want{
+			{reason: EndStop, attempt: true, started: true, startMs: 1000, watch: 49, events: 5},
+		}},
+		{"an error after silence past the timeout is a playback failure", []silver.PlayerRow{
+			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "stream", 6),
+			ev("u", "v", "error", 6+150),
+		}, closed, []want{
+			{reason: EndTimeout, attempt: true, started: true, startMs: 1000, watch: 5, events: 3},
+			{reason: EndError, failed: true, events: 1},
+		}},
+		{"a late duplicate counts once", []silver.PlayerRow{
+			ev("u", "v", "play", 0), ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)),
+			ev("u", "v", "stop", 20),
+		}, open, []want{
+			{reason: EndStop, attempt: true, started: true, startMs: 1000, watch: 19, events: 3},
+		}},
 		{"silence past the timeout: two sessions, both timed out", []silver.PlayerRow{
 			ev("u", "v", "play", 0), ev("u", "v", "firstframe", 1, ttff(1000)), ev("u", "v", "stream", 6),
 			ev("u", "v", "stream", 6+121), ev("u", "v", "stream", 6+126),

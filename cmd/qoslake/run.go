@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/qoslake/qoslake/config"
+	"github.com/qoslake/qoslake/geoip"
+	"github.com/qoslake/qoslake/lake"
 )
 
 func runCommand() *command {
@@ -84,23 +86,15 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 		}
 	}()
 
-	tables, err := m.EnsureTables(ctx)
-	if err != nil {
-		return err
-	}
-	t, geo, err := m.Transformer(ctx)
-	if err != nil {
-		return err
-	}
-	if geo != nil {
-		go geo.Watch(ctx, m.Config.GeoIPReload)
-	}
-	r, err := m.Refinery(ctx, tables, t)
+	tables, geo, r, err := m.startPipeline(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while starting: nothing was taken in
 		}
 		return err
+	}
+	if geo != nil {
+		go geo.Watch(ctx, m.Config.GeoIPReload)
 	}
 	silverDone := make(chan struct{})
 	go func() {
@@ -146,6 +140,24 @@ func (m *Main) RunPipeline(ctx context.Context) error {
 			}
 		}
 	}
+}
+
+// startPipeline makes what the stages need: the tables, the silver
+// transform (and its GeoIP databases) and the refinery.
+func (m *Main) startPipeline(ctx context.Context) (map[string]*lake.Table, *geoip.DB, *refinery, error) {
+	tables, err := m.EnsureTables(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t, geo, err := m.Transformer(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	r, err := m.Refinery(ctx, tables, t)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return tables, geo, r, nil
 }
 
 // serveOps starts /healthz, /readyz and /metrics on the configured address.
