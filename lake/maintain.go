@@ -231,19 +231,21 @@ func (t *Table) compact(ctx context.Context, o MaintainOptions) (in, out int, er
 }
 
 func (t *Table) expire(ctx context.Context, o MaintainOptions) (int, error) {
-	tbl := t.current()
-	retain := o.RetainLast
-	for _, k := range o.KeepFrom {
-		// Keep what a consumer has yet to read: its snapshot and every one
-		// after it. Expiry keeps the newest N snapshots of the branch, so N
-		// is the consumer's distance from the head, counted exactly rather
-		// than by timestamps.
-		if n := ancestryCount(tbl, k.SnapshotID); n > retain {
-			retain = n
-		}
-	}
-	before := len(tbl.Metadata().Snapshots())
+	before := len(t.current().Metadata().Snapshots())
 	err := t.retryCommit(ctx, "expire snapshots", func(tbl *table.Table, tx *table.Transaction) (bool, error) {
+		// Counted on the state this attempt commits on: a writer that
+		// committed meanwhile moved the head, and the consumers' snapshots
+		// are that much further from it.
+		retain := o.RetainLast
+		for _, k := range o.KeepFrom {
+			// Keep what a consumer has yet to read: its snapshot and every
+			// one after it. Expiry keeps the newest N snapshots of the
+			// branch, so N is the consumer's distance from the head,
+			// counted exactly rather than by timestamps.
+			if n := ancestryCount(tbl, k.SnapshotID); n > retain {
+				retain = n
+			}
+		}
 		if len(tbl.Metadata().Snapshots()) <= retain {
 			return false, nil
 		}
