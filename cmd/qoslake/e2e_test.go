@@ -323,4 +323,29 @@ func (s *stack) checkGoldMatchesSilver() {
 	if events := len(s.keys("silver.player_events", "event_id")); goldEvents != int64(events) {
 		s.t.Errorf("gold.player_minute counts %d events; silver holds %d", goldEvents, events)
 	}
+	// Every event in exactly one session, every session in exactly one
+	// minute of gold.session_minute.
+	var sessionEvents int64
+	sessions := s.keys("gold.sessions", "events")
+	for _, v := range sessions {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.t.Fatalf("gold.sessions events %q: %v", v, err)
+		}
+		sessionEvents += n
+	}
+	if sessionEvents != goldEvents {
+		s.t.Errorf("gold.sessions hold %d events; silver holds %d", sessionEvents, goldEvents)
+	}
+	var minuteSessions int64
+	for _, v := range s.keys("gold.session_minute", "sessions") {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			s.t.Fatalf("gold.session_minute sessions %q: %v", v, err)
+		}
+		minuteSessions += n
+	}
+	if minuteSessions != int64(len(sessions)) {
+		s.t.Errorf("gold.session_minute counts %d sessions; gold.sessions holds %d", minuteSessions, len(sessions))
+	}
 }

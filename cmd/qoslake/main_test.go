@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/qoslake/qoslake/internal/testenv"
 )
@@ -103,12 +104,16 @@ func TestProvisionTablesScanAgainstEmulator(t *testing.T) {
 		}
 	}
 	// The team's address gets only its team's alerts.
-	topics, err := c.SNS.ListTopics(context.Background(), &sns.ListTopicsInput{})
-	if err != nil {
-		t.Fatal(err)
+	var topics []snstypes.Topic
+	for pages := sns.NewListTopicsPaginator(c.SNS, &sns.ListTopicsInput{}); pages.HasMorePages(); {
+		page, err := pages.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		topics = append(topics, page.Topics...)
 	}
 	policies := map[string]string{}
-	for _, tp := range topics.Topics {
+	for _, tp := range topics {
 		if !strings.HasSuffix(*tp.TopicArn, ":"+env["QOSLAKE_PREFIX"]+"-alerts") {
 			continue
 		}
