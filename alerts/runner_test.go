@@ -4,15 +4,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/iceberg-go"
-
 	"github.com/qoslake/qoslake/gold"
+	"github.com/qoslake/qoslake/internal/testlake"
 	"github.com/qoslake/qoslake/lake"
 )
 
@@ -26,22 +23,8 @@ type goldEnv struct {
 
 func openGold(t testing.TB, dir string) goldEnv {
 	t.Helper()
-	ctx := context.Background()
-	l, err := lake.Open(ctx, lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	e := goldEnv{dir: dir}
-	for _, x := range []struct {
-		def lake.TableDef
-		to  **lake.Table
-	}{{gold.CDNMinuteTable, &e.cdn}, {gold.PlayerMinuteTable, &e.player}, {gold.SessionMinuteTable, &e.session}, {AlertsTable, &e.alerts}} {
-		if *x.to, err = l.Ensure(ctx, x.def); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return e
+	tbl := testlake.Open(t, dir, gold.CDNMinuteTable, gold.PlayerMinuteTable, gold.SessionMinuteTable, AlertsTable)
+	return goldEnv{dir: dir, cdn: tbl[0], player: tbl[1], session: tbl[2], alerts: tbl[3]}
 }
 
 func (e goldEnv) runner(rules []Rule) *Runner {
@@ -49,42 +32,13 @@ func (e goldEnv) runner(rules []Rule) *Runner {
 	return &Runner{Rules: rules, Evaluator: ev, Alerts: e.alerts, MaxSteps: 7}
 }
 
-// row is one gold minute row: the values given, zero (or null) elsewhere.
-type row map[string]any
+// row is one gold minute row by column name.
+type row = testlake.Row
 
 // commitRows appends rows to a gold minute table.
 func commitRows(t testing.TB, tbl *lake.Table, def lake.TableDef, rows []row) {
 	t.Helper()
-	out, err := tbl.NewRows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Release()
-	for _, r := range rows {
-		for _, c := range def.Columns {
-			v := r[c.Name]
-			switch c.Type {
-			case iceberg.PrimitiveTypes.String:
-				s, _ := v.(string)
-				out.NullableString(c.Name, s)
-			case iceberg.PrimitiveTypes.Int64:
-				n, _ := v.(int)
-				out.Int64(c.Name, int64(n))
-			case iceberg.PrimitiveTypes.Float64:
-				f, _ := v.(float64)
-				out.OptFloat64(c.Name, &f)
-			case iceberg.PrimitiveTypes.TimestampTz:
-				out.Time(c.Name, v.(time.Time))
-			default:
-				t.Fatalf("column %s: type %s", c.Name, c.Type)
-			}
-		}
-	}
-	rec := out.Batch()
-	defer rec.Release()
-	if _, err := tbl.Commit(context.Background(), lake.Batch{Records: []arrow.RecordBatch{rec}}); err != nil {
-		t.Fatal(err)
-	}
+	testlake.Commit(t, tbl, def, rows)
 }
 
 // edgeMinutes are gold.cdn_minute rows of two edges, 200 requests a

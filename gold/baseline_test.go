@@ -5,33 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 
+	"github.com/qoslake/qoslake/internal/testlake"
 	"github.com/qoslake/qoslake/lake"
 )
 
 // seriesTables opens a fresh lake with both gold minute tables.
 func seriesTables(t testing.TB) (cdn, player *lake.Table) {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	l, err := lake.Open(ctx, lake.Options{URI: filepath.Join(dir, "c.db"), Warehouse: filepath.Join(dir, "w")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if cdn, err = l.Ensure(ctx, CDNMinuteTable); err != nil {
-		t.Fatal(err)
-	}
-	if player, err = l.Ensure(ctx, PlayerMinuteTable); err != nil {
-		t.Fatal(err)
-	}
-	return cdn, player
+	tbl := testlake.Open(t, t.TempDir(), CDNMinuteTable, PlayerMinuteTable)
+	return tbl[0], tbl[1]
 }
 
 // minuteRow is one gold minute row as a test states it: its window, its
@@ -47,33 +34,17 @@ type minuteRow struct {
 // the table's declared columns only.
 func commitMinutes(t testing.TB, tbl *lake.Table, def lake.TableDef, rows []minuteRow) {
 	t.Helper()
-	out, err := tbl.NewRows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Release()
-	for _, r := range rows {
-		for _, c := range def.Columns {
-			switch c.Type.(type) {
-			case iceberg.TimestampTzType:
-				out.Time(c.Name, r.at)
-			case iceberg.StringType:
-				out.NullableString(c.Name, r.dims[c.Name])
-			case iceberg.Int64Type:
-				out.Int64(c.Name, int64(r.vals[c.Name]))
-			case iceberg.Float64Type:
-				v := r.vals[c.Name]
-				out.OptFloat64(c.Name, &v)
-			default:
-				t.Fatalf("column %s: type %s", c.Name, c.Type)
-			}
+	out := make([]testlake.Row, len(rows))
+	for i, r := range rows {
+		out[i] = testlake.Row{"window_start": r.at}
+		for k, v := range r.dims {
+			out[i][k] = v
+		}
+		for k, v := range r.vals {
+			out[i][k] = v
 		}
 	}
-	rec := out.Batch()
-	defer rec.Release()
-	if _, err := tbl.Commit(context.Background(), lake.Batch{Records: []arrow.RecordBatch{rec}}); err != nil {
-		t.Fatal(err)
-	}
+	testlake.Commit(t, tbl, def, out)
 }
 
 // latency is a gold.cdn_minute row of one edge whose requests all have a

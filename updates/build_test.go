@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/qoslake/qoslake/gold"
+	"github.com/qoslake/qoslake/internal/testlake"
 	"github.com/qoslake/qoslake/lake"
 )
 
@@ -439,14 +440,12 @@ func TestBuildWithoutSessions(t *testing.T) {
 
 // A table an update cannot read fails that update only.
 func TestBuildIsolatesAFailingType(t *testing.T) {
-	g := openGold(t, t.TempDir())
+	dir := t.TempDir()
+	g := openGold(t, dir)
 	noReason := sessionsDef
 	noReason.Name = "sessions_without_end_reason"
 	noReason.Columns = slices.DeleteFunc(slices.Clone(sessionsDef.Columns), func(c lake.Column) bool { return c.Name == "end_reason" })
-	tbl, err := g.lake.Ensure(t.Context(), noReason)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tbl := testlake.Open(t, dir, noReason)[0]
 	var rows []row
 	for _, r := range sessionRows {
 		rows = append(rows, maps.Clone(r))

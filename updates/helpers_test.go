@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"github.com/qoslake/qoslake/gold"
+	"github.com/qoslake/qoslake/internal/testlake"
 	"github.com/qoslake/qoslake/lake"
 	"github.com/qoslake/qoslake/metrics"
 )
@@ -47,94 +46,30 @@ var sessionsDef = lake.TableDef{
 // goldLake is a lake in a temporary folder with the gold tables the
 // updates read.
 type goldLake struct {
-	lake *lake.Lake
 	gold Gold
 }
 
 func openGold(t testing.TB, dir string) goldLake {
 	t.Helper()
-	ctx := context.Background()
-	l, err := lake.Open(ctx, lake.Options{URI: filepath.Join(dir, "catalog.db"), Warehouse: filepath.Join(dir, "warehouse")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	var g Gold
-	for def, dst := range map[*lake.TableDef]**lake.Table{
-		&gold.PlayerMinuteTable: &g.PlayerMinute, &gold.CDNMinuteTable: &g.CDNMinute, &sessionsDef: &g.Sessions,
-	} {
-		if *dst, err = l.Ensure(ctx, *def); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return goldLake{l, g}
+	tbl := testlake.Open(t, dir, gold.PlayerMinuteTable, gold.CDNMinuteTable, sessionsDef)
+	return goldLake{Gold{PlayerMinute: tbl[0], CDNMinute: tbl[1], Sessions: tbl[2]}}
 }
 
 // row is one table row by column name; columns left out are zero (a
 // required number) or null.
-type row map[string]any
-
-// rowsOf builds a record batch of the table's rows.
-func rowsOf(t testing.TB, tbl *lake.Table, def lake.TableDef, rows []row) arrow.RecordBatch {
-	t.Helper()
-	out, err := tbl.NewRows()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Release()
-	for _, r := range rows {
-		for _, c := range def.Columns {
-			v, ok := r[c.Name]
-			switch c.Type {
-			case iceberg.PrimitiveTypes.TimestampTz:
-				ts, _ := v.(time.Time) // lake.Rows writes no null timestamps
-				out.Time(c.Name, ts)
-			case iceberg.PrimitiveTypes.String:
-				s, _ := v.(string)
-				out.NullableString(c.Name, s)
-			case iceberg.PrimitiveTypes.Int64:
-				n, _ := v.(int64)
-				if !ok && !c.Required {
-					out.OptInt64(c.Name, nil)
-					continue
-				}
-				out.Int64(c.Name, n)
-			case iceberg.PrimitiveTypes.Float64:
-				f, _ := v.(float64)
-				out.OptFloat64(c.Name, &f)
-			case iceberg.PrimitiveTypes.Bool:
-				b, _ := v.(bool)
-				out.Bool(c.Name, b)
-			default:
-				t.Fatalf("column %s: type %s not handled", c.Name, c.Type)
-			}
-		}
-	}
-	for _, r := range rows {
-		for name := range r {
-			if !slices.ContainsFunc(def.Columns, func(c lake.Column) bool { return c.Name == name }) {
-				t.Fatalf("%s has no column %s", def.FullName(), name)
-			}
-		}
-	}
-	return out.Batch()
-}
+type row = testlake.Row
 
 // appendRows commits rows to the table.
 func appendRows(t testing.TB, tbl *lake.Table, def lake.TableDef, rows []row) {
 	t.Helper()
-	rec := rowsOf(t, tbl, def, rows)
-	defer rec.Release()
-	if _, err := tbl.Commit(context.Background(), lake.Batch{Records: []arrow.RecordBatch{rec}}); err != nil {
-		t.Fatal(err)
-	}
+	testlake.Commit(t, tbl, def, rows)
 }
 
 // replaceMinutes replaces the rows of the windows starting at minutes with
 // rows, as the gold minute stages do.
 func replaceMinutes(t testing.TB, tbl *lake.Table, def lake.TableDef, minutes []time.Time, rows []row) {
 	t.Helper()
-	rec := rowsOf(t, tbl, def, rows)
+	rec := testlake.Batch(t, tbl, def, rows)
 	defer rec.Release()
 	if _, err := tbl.Replace(context.Background(), lake.ReplaceBatch{
 		Batch:  lake.Batch{Records: []arrow.RecordBatch{rec}},
