@@ -22,7 +22,7 @@ EMULATOR_URL := $(or $(AWS_ENDPOINT_URL),http://127.0.0.1:$(EMULATOR_PORT))
 .PHONY: help build test check-format vet check-generated lint-infra unit emulator-up emulator-down demo bench clean
 
 help:
-	@echo "make demo           local AWS emulator, provision, simulate traffic, bronze and silver, list the tables"
+	@echo "make demo           local AWS emulator, provision, simulate traffic, bronze, silver and gold, list the tables"
 	@echo "make test           format, vet, generated-code check, all tests against the emulator"
 	@echo "make bench          Go benchmarks (benchstat-ready output in bench.txt)"
 	@echo "make emulator-up    start moto_server on 127.0.0.1:$(EMULATOR_PORT) (or use AWS_ENDPOINT_URL)"
@@ -90,14 +90,15 @@ demo: build emulator-up
 	$(BIN) provision; \
 	echo; echo "== simulating a minute of traffic (player events and CloudFront real-time logs to Kinesis, CloudFront log files to S3)"; \
 	$(BIN) simulate --rate 300 --duration 60s --fast --schedule 20s=edge-latency,40s=normal --summary $(STATE_DIR)/simulation.json; \
-	echo; echo "== ingesting to bronze and refining to silver (run --once)"; \
+	echo; echo "== ingesting to bronze, refining to silver and gold, judging the alert rules, publishing updates (run --once)"; \
 	$(BIN) run --once; \
 	echo; echo "== tables"; \
 	$(BIN) tables; \
 	echo; \
 	echo "The local stack is up: emulator at $$AWS_ENDPOINT_URL, catalog and warehouse in $(STATE_DIR)."; \
 	echo "Its settings are in $(STATE_DIR)/demo.env. Try:"; \
-	echo "  . $(STATE_DIR)/demo.env && $(BIN) scan silver.cdn_logs --limit 5"; \
+	echo "  . $(STATE_DIR)/demo.env && $(BIN) scan gold.sessions --limit 5"; \
+	echo "  . $(STATE_DIR)/demo.env && $(BIN) alerts list     # and: alerts backtest --since 24h"; \
 	echo "  . $(STATE_DIR)/demo.env && $(BIN) run        # continuous; and in another shell:"; \
 	echo "  . $(STATE_DIR)/demo.env && $(BIN) simulate --rate 50 --duration 10m --interactive"; \
 	echo "Stop the emulator with: make emulator-down"
