@@ -47,6 +47,10 @@ const (
 
 // Config is every qoslake setting.
 type Config struct {
+	// LookupEnv reads the QOSLAKE_* variables (default os.LookupEnv): a
+	// test gives each in-process run an environment of its own.
+	LookupEnv func(string) (string, bool)
+
 	StateDir  string
 	LogLevel  string
 	LogFormat string
@@ -247,6 +251,13 @@ func (c *Config) Settings() []Setting {
 	}
 }
 
+func (c *Config) lookupEnv(key string) (string, bool) {
+	if c.LookupEnv != nil {
+		return c.LookupEnv(key)
+	}
+	return os.LookupEnv(key)
+}
+
 // Bind registers the settings of groups as flags on fs, with their
 // QOSLAKE_* environment values as defaults. Precedence: flag, environment,
 // built-in default. A malformed environment value is an error naming it.
@@ -256,7 +267,7 @@ func (c *Config) Bind(fs *flag.FlagSet, groups ...Group) error {
 		if !hasGroup(groups, s.Group) {
 			continue
 		}
-		if v, ok := os.LookupEnv(s.Env); ok {
+		if v, ok := c.lookupEnv(s.Env); ok {
 			if err := s.value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", s.Env, v, err))
 			}

@@ -425,9 +425,21 @@ func (s *Stage) commitSightings(ctx context.Context, inc *increment, adv []lake.
 		return nil, err
 	}
 	moved := make([]lake.Position, len(adv))
+	landed := 0
 	for i, a := range adv {
 		key := sightedKey(strings.TrimPrefix(a.Key, lake.UpstreamKey("")))
 		moved[i] = lake.Position{Key: key, From: cp[key], To: a.To}
+		if cp[key] == a.To {
+			landed++
+		}
+	}
+	switch {
+	case landed == len(moved):
+		// Another process committed this increment's sightings (two
+		// pipelines, the same bronze snapshots): they are there once.
+		return nil, nil
+	case landed > 0:
+		return nil, fmt.Errorf("commit %s: %w", s.Sightings.Name(), lake.ErrCheckpointMoved)
 	}
 	rec := inc.sightings.Batch()
 	defer rec.Release()

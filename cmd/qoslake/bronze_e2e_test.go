@@ -217,13 +217,10 @@ func TestPoisonObjectReachesDLQAndRejects(t *testing.T) {
 func TestFailingIntakeRestartsWithoutStoppingTheOther(t *testing.T) {
 	s := newStack(t)
 	s.putObject("a.gz", gz(t, logHeader+logLine(1)+logLine(2)))
-	for k, v := range s.env {
-		t.Setenv(k, v)
-	}
-	t.Setenv("QOSLAKE_STREAM", s.name("no-such-stream"))
+	s.env["QOSLAKE_STREAM"] = s.name("no-such-stream")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	m := NewMain(io.Discard, io.Discard)
+	m := s.newMain(io.Discard, io.Discard)
 	if code := m.Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0"}); code != exitOK {
 		t.Fatalf("run exited %d", code)
 	}

@@ -72,14 +72,24 @@ func newBareStack(t testing.TB, extra ...string) *stack {
 
 func (s *stack) name(suffix string) string { return s.env["QOSLAKE_PREFIX"] + "-" + suffix }
 
+// newMain is an in-process qoslake that reads the stack's settings
+// before the process environment, so stacks run side by side.
+func (s *stack) newMain(stdout, stderr io.Writer) *Main {
+	m := NewMain(stdout, stderr)
+	m.Config.LookupEnv = func(k string) (string, bool) {
+		if v, ok := s.env[k]; ok {
+			return v, true
+		}
+		return os.LookupEnv(k)
+	}
+	return m
+}
+
 // run executes a qoslake command line in-process.
 func (s *stack) run(ctx context.Context, args ...string) (int, string, string) {
 	s.t.Helper()
-	for k, v := range s.env {
-		s.t.Setenv(k, v)
-	}
 	var stdout, stderr bytes.Buffer
-	code := NewMain(&stdout, &stderr).Run(ctx, args)
+	code := s.newMain(&stdout, &stderr).Run(ctx, args)
 	return code, stdout.String(), stderr.String()
 }
 
@@ -261,16 +271,13 @@ func TestTwoPipelinesShareTheSourcesExactlyOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStack(t, "QOSLAKE_STREAM_SHARDS", "4")
 			sum := s.simulate("--rate", "400", "--duration", "20s", "--seed", "41")
-			for k, v := range s.env {
-				t.Setenv(k, v)
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 			defer cancel()
 			codes := make(chan int, 2)
 			var stderr [2]bytes.Buffer
 			for i, w := range tc.workers {
 				go func() {
-					codes <- NewMain(io.Discard, &stderr[i]).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0", "--kinesis-worker", w})
+					codes <- s.newMain(io.Discard, &stderr[i]).Run(ctx, []string{"run", "--http-addr", "127.0.0.1:0", "--kinesis-worker", w})
 				}()
 			}
 			for range 2 {

@@ -173,16 +173,13 @@ func TestRunServesHealthAndShutsDown(t *testing.T) {
 	_ = ln.Close()
 	s := newStack(t)
 	s.simulate("--rate", "200", "--duration", "10s")
-	for k, v := range s.env {
-		t.Setenv(k, v)
-	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- NewMain(io.Discard, &stderr).Run(ctx, []string{"run", "--http-addr", addr})
+		done <- s.newMain(io.Discard, &stderr).Run(ctx, []string{"run", "--http-addr", addr})
 	}()
 
 	get := func(path string) (int, string) {
