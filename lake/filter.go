@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/iceberg-go"
 )
 
@@ -94,4 +96,58 @@ func And(exprs ...iceberg.BooleanExpression) iceberg.BooleanExpression {
 		}
 	}
 	return out
+}
+
+// Where is a command-line filter column = value, ready to scan with: the
+// Filter to push into the scan, and a Match to apply to each row read.
+type Where struct {
+	Filter iceberg.BooleanExpression             // nil: nothing to push down
+	Match  func(r arrow.RecordBatch, i int) bool // nil: every row read matches
+}
+
+// Where builds the filter column = value (see Equal). On a required column
+// it is pushed into the scan. On a nullable column it is matched row by
+// row instead: iceberg-go v0.7.0 prunes row groups wrongly on a nullable
+// column (it takes the non-null count for the row count, so a row group
+// with as many nulls as values looks all null) and would drop rows.
+func (t *Table) Where(column, value string) (Where, error) {
+	expr, err := t.Equal(column, value)
+	if err != nil {
+		return Where{}, err
+	}
+	f, _ := t.current().Schema().FindFieldByName(column)
+	if f.Required {
+		return Where{Filter: expr}, nil
+	}
+	// Equal accepted the value for the column's type: parse it the same
+	// way for the comparison.
+	eq := func(a arrow.Array, i int) bool { return false }
+	switch f.Type.(type) {
+	case iceberg.StringType:
+		eq = func(a arrow.Array, i int) bool { s, ok := a.(*array.String); return ok && s.Value(i) == value }
+	case iceberg.Int32Type:
+		n, _ := strconv.ParseInt(value, 10, 32)
+		eq = func(a arrow.Array, i int) bool { x, ok := a.(*array.Int32); return ok && int64(x.Value(i)) == n }
+	case iceberg.Int64Type:
+		n, _ := strconv.ParseInt(value, 10, 64)
+		eq = func(a arrow.Array, i int) bool { x, ok := a.(*array.Int64); return ok && x.Value(i) == n }
+	case iceberg.Float64Type:
+		v, _ := strconv.ParseFloat(value, 64)
+		eq = func(a arrow.Array, i int) bool { x, ok := a.(*array.Float64); return ok && x.Value(i) == v }
+	case iceberg.BooleanType:
+		v, _ := strconv.ParseBool(value)
+		eq = func(a arrow.Array, i int) bool { x, ok := a.(*array.Boolean); return ok && x.Value(i) == v }
+	default:
+		// Timestamps: pushed down, as nullable timestamps are rare and the
+		// comparison is exact there.
+		return Where{Filter: expr}, nil
+	}
+	return Where{Match: func(r arrow.RecordBatch, i int) bool {
+		idx := r.Schema().FieldIndices(column)
+		if len(idx) == 0 {
+			return false
+		}
+		col := r.Column(idx[0])
+		return col.IsValid(i) && eq(col, i)
+	}}, nil
 }

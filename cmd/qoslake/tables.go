@@ -141,16 +141,22 @@ func scanCommand() *command {
 				return err
 			}
 			var filters []iceberg.BooleanExpression
+			var matches []func(arrow.RecordBatch, int) bool
 			for _, w := range where {
 				col, val, ok := strings.Cut(w, "=")
 				if !ok {
 					return fmt.Errorf("%w: --where %q is not col=value", errUsage, w)
 				}
-				f, err := t.Equal(col, val)
+				f, err := t.Where(col, val)
 				if err != nil {
 					return fmt.Errorf("%w: --where: %v", errUsage, err)
 				}
-				filters = append(filters, f)
+				if f.Filter != nil {
+					filters = append(filters, f.Filter)
+				}
+				if f.Match != nil {
+					matches = append(matches, f.Match)
+				}
 			}
 			if since > 0 {
 				f, err := t.Since(since, time.Now())
@@ -162,7 +168,13 @@ func scanCommand() *command {
 			out := newRowWriter(m.Stdout, format)
 			var n int64
 			err = t.Scan(ctx, lake.ScanOptions{Filter: lake.And(filters...)}, func(r arrow.RecordBatch) error {
+			rows:
 				for i := range int(r.NumRows()) {
+					for _, match := range matches {
+						if !match(r, i) {
+							continue rows
+						}
+					}
 					if limit > 0 && n >= limit {
 						return errLimit
 					}
